@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "acpi.h"
+#include "apic.h"
+#include "bootinfo.h"
+#include "console.h"
+#include "cpu.h"
+#include "io.h"
+#include "lib.h"
+#include "shell.h"
+#include "smp.h"
+#include "user.h"
+
+#define LINE_MAX 128
+#define PROMPT "tg> "
+/* A VMM acts on a power or reset write asynchronously (QEMU finishes the
+ * vCPU's time slice first); give it this long before calling it failed. */
+#define VMM_GRACE_NS 2000000000ULL
+
+static void cmd_help(void) {
+        console_puts("commands:\n"
+                     "  help      this list\n"
+                     "  cpus      CPUs that came up (BSP + started APs)\n"
+                     "  mem       usable RAM in the e820 map, in bytes\n"
+                     "  e820      the e820 map\n"
+                     "  acpi      ACPI tables found\n"
+                     "  user      run a loop at CPL 3 and come back\n"
+                     "  poweroff  ACPI S5 through PM1a_CNT\n"
+                     "  reboot    FADT reset register, else the 8042\n");
+}
+
+static void cmd_e820(void) {
+        for (unsigned i = 0; i < bootinfo.n_e820; i++) {
+                const struct e820_entry *e = &bootinfo.e820[i];
+                kprintf("e820: [mem 0x%016lx-0x%016lx] %s\n", e->addr, e->addr + e->size - 1,
+                        e820_type_name(e->type));
+        }
+}
+
+static void cmd_acpi(void) {
+        if (!acpi.rsdp) {
+                console_puts("acpi: no RSDP\n");
+                return;
+        }
+        kprintf("acpi: RSDP 0x%016lx rev %u (%s)\n", acpi.rsdp, acpi.revision, acpi.rsdp_source);
+        for (unsigned i = 0; i < acpi.n_tables; i++) {
+                const struct acpi_table *t = &acpi.tables[i];
+                kprintf("acpi: %s 0x%016lx len %u%s\n", t->sig, t->addr, t->len,
+                        t->checksum_ok ? "" : " BAD CHECKSUM");
+        }
+}
+
+void shell_poweroff(void) {
+        kprintf("poweroff: PM1a_CNT 0x%x SLP_TYPa %u\n", acpi.pm1a_cnt, acpi.s5_slp_typa);
+        acpi_poweroff();
+        sleep_ns(VMM_GRACE_NS);
+        /* Still here: the VMM ignored it or the tables lacked _S5. */
+        kprintf("poweroff: failed (%s)\n", !acpi.have_fadt ? "no FADT" : !acpi.have_s5 ? "no _S5 in DSDT" : "ignored");
+}
+
+static void cmd_reboot(void) {
+        if (acpi.reset_supported) {
+                kprintf("reboot: FADT RESET_REG space %u address 0x%lx value 0x%x\n", acpi.reset_reg.space_id,
+                        acpi.reset_reg.address, acpi.reset_value);
+                acpi_reset();
+                sleep_ns(VMM_GRACE_NS);
+        }
+        console_puts("reboot: 8042 pulse reset\n");
+        outb(0x64, 0xfe);
+        sleep_ns(VMM_GRACE_NS);
+        console_puts("reboot: failed\n");
+}
+
+static void run_command(const char *line) {
+        while (*line == ' ')
+                line++;
+        char cmd[LINE_MAX];
+        size_t n = 0;
+        while (line[n] && line[n] != ' ' && n + 1 < sizeof(cmd)) {
+                cmd[n] = line[n];
+                n++;
+        }
+        cmd[n] = 0;
+
+        if (n == 0)
+                return;
+        if (strcmp(cmd, "help") == 0)
+                cmd_help();
+        else if (strcmp(cmd, "cpus") == 0)
+                kprintf("cpus: %u\n", cpus_up);
+        else if (strcmp(cmd, "mem") == 0)
+                kprintf("mem: %lu\n", e820_ram_bytes());
+        else if (strcmp(cmd, "e820") == 0)
+                cmd_e820();
+        else if (strcmp(cmd, "acpi") == 0)
+                cmd_acpi();
+        else if (strcmp(cmd, "user") == 0)
+                user_selftest();
+        else if (strcmp(cmd, "poweroff") == 0)
+                shell_poweroff();
+        else if (strcmp(cmd, "reboot") == 0)
+                cmd_reboot();
+        else
+                kprintf("unknown command: %s\n", cmd);
+}
+
+void shell_run(void) {
+        char line[LINE_MAX];
+        size_t len = 0;
+        char prev = 0;
+
+        console_puts(PROMPT);
+        for (;;) {
+                uint32_t snap = irq_count;
+                char c;
+                if (!console_getc(&c)) {
+                        cpu_wait(snap);
+                        continue;
+                }
+                if (c == '\n' && prev == '\r') { /* CR LF is one line end */
+                        prev = c;
+                        continue;
+                }
+                prev = c;
+                if (c == '\r' || c == '\n') {
+                        console_putc('\n');
+                        line[len] = 0;
+                        run_command(line);
+                        len = 0;
+                        console_puts(PROMPT);
+                } else if (c == '\b' || c == 0x7f) {
+                        if (len > 0) {
+                                len--;
+                                console_puts("\b \b");
+                        }
+                } else if (c >= ' ' && c < 0x7f && len + 1 < sizeof(line)) {
+                        line[len++] = c;
+                        console_putc(c);
+                }
+        }
+}

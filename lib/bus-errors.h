@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The named D-Bus errors every polyvm service returns (docs/dbus.md). */
+
+#define POLYVM_ERROR_INVALID_CONFIG   "org.polyvm.Error.InvalidConfig"
+#define POLYVM_ERROR_INVALID_ARGS     "org.polyvm.Error.InvalidArguments"
+#define POLYVM_ERROR_NO_SUCH_VM       "org.polyvm.Error.NoSuchVm"
+#define POLYVM_ERROR_NO_SUCH_DEVICE   "org.polyvm.Error.NoSuchDevice"
+#define POLYVM_ERROR_VM_EXISTS        "org.polyvm.Error.VmExists"
+#define POLYVM_ERROR_ALREADY_ACTIVE   "org.polyvm.Error.AlreadyActive"
+#define POLYVM_ERROR_NOT_RUNNING      "org.polyvm.Error.NotRunning"
+#define POLYVM_ERROR_BAD_STATE        "org.polyvm.Error.BadState"
+#define POLYVM_ERROR_KERNEL           "org.polyvm.Error.InvalidKernel"
+#define POLYVM_ERROR_NO_MEMORY        "org.polyvm.Error.NoMemory"
+#define POLYVM_ERROR_DEVICE_FAILED    "org.polyvm.Error.DeviceFailed"
+#define POLYVM_ERROR_KVM_UNAVAILABLE  "org.polyvm.Error.KvmUnavailable"
+#define POLYVM_ERROR_NOT_PERMITTED    "org.polyvm.Error.NotPermitted"
+#define POLYVM_ERROR_FAILED           "org.polyvm.Error.Failed"

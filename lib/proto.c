@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "macro.h"
+#include "proto.h"
+
+/* What each type carries: the exact body length and the exact number of
+ * fds. Anything else is malformed. */
+struct proto_type_info {
+        const char *name;
+        size_t body_len;
+        unsigned n_fds;
+};
+
+static const struct proto_type_info *proto_type_info(unsigned type) {
+        static const struct proto_type_info requests[_PROTO_REQUEST_MAX] = {
+                [PROTO_ACTIVATE] = { "Activate", 0, 0 },
+                [PROTO_READ] = { "Read", sizeof(struct proto_access), 0 },
+                [PROTO_WRITE] = { "Write", sizeof(struct proto_access), 0 },
+                [PROTO_READ_CONFIG] = { "ReadConfig", sizeof(struct proto_u32), 0 },
+                [PROTO_WRITE_CONFIG] = { "WriteConfig", sizeof(struct proto_config_write), 0 },
+                [PROTO_INIT_PCI_CONFIG_MAPPING] = { "InitPciConfigMapping", 0, 1 },
+                [PROTO_READ_VIRTUAL_CONFIG] = { "ReadVirtualConfig", sizeof(struct proto_u32), 0 },
+                [PROTO_WRITE_VIRTUAL_CONFIG] = { "WriteVirtualConfig", sizeof(struct proto_u32), 0 },
+                [PROTO_DESTROY_DEVICE] = { "DestroyDevice", 0, 0 },
+                [PROTO_SHUTDOWN] = { "Shutdown", 0, 0 },
+                [PROTO_GET_RANGES] = { "GetRanges", 0, 0 },
+                [PROTO_SNAPSHOT] = { "Snapshot", 0, 0 },
+                [PROTO_RESTORE] = { "Restore", 0, 0 },
+                [PROTO_SLEEP] = { "Sleep", 0, 0 },
+                [PROTO_WAKE] = { "Wake", 0, 0 },
+                [PROTO_ATTACH_FD] = { "AttachFd", sizeof(struct proto_attach_fd), 1 },
+        };
+        static const struct proto_type_info replies[_PROTO_REPLY_MAX - PROTO_REPLY_OK] = {
+                [PROTO_REPLY_OK - PROTO_REPLY_OK] = { "Ok", 0, 0 },
+                [PROTO_REPLY_ERROR - PROTO_REPLY_OK] = { "Error", sizeof(struct proto_error), 0 },
+                [PROTO_REPLY_DATA - PROTO_REPLY_OK] = { "Data", sizeof(struct proto_data), 0 },
+                [PROTO_REPLY_U32 - PROTO_REPLY_OK] = { "U32", sizeof(struct proto_u32), 0 },
+                [PROTO_REPLY_RANGES - PROTO_REPLY_OK] = { "Ranges", sizeof(struct proto_ranges), 0 },
+        };
+
+        if (type >= PROTO_ACTIVATE && type < _PROTO_REQUEST_MAX)
+                return &requests[type];
+        if (type >= PROTO_REPLY_OK && type < _PROTO_REPLY_MAX)
+                return &replies[type - PROTO_REPLY_OK];
+        return NULL;
+}
+
+const char *proto_type_to_string(unsigned type) {
+        const struct proto_type_info *i = proto_type_info(type);
+        return i ? i->name : "unknown";
+}
+
+/* The reply a request takes; 0 for requests that take none. */
+static unsigned proto_reply_type(unsigned request) {
+        switch (request) {
+        case PROTO_READ:
+                return PROTO_REPLY_DATA;
+        case PROTO_READ_CONFIG:
+        case PROTO_READ_VIRTUAL_CONFIG:
+                return PROTO_REPLY_U32;
+        case PROTO_GET_RANGES:
+                return PROTO_REPLY_RANGES;
+        case PROTO_WRITE:
+        case PROTO_DESTROY_DEVICE:
+                return 0;
+        default:
+                return PROTO_REPLY_OK;
+        }
+}
+
+int proto_send(int sock, uint16_t type, const void *body, size_t len, const int *fds, size_t n_fds) {
+        struct proto_header hdr = {
+                .magic = PROTO_MAGIC,
+                .version = PROTO_VERSION,
+                .type = type,
+                .length = (uint32_t) len,
+        };
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_FDS)];
+        } control = {};
+        struct iovec iov[2] = {
+                { .iov_base = &hdr, .iov_len = sizeof(hdr) },
+                { .iov_base = (void *) body, .iov_len = len },
+        };
+        struct msghdr mh = {
+                .msg_iov = iov,
+                .msg_iovlen = len > 0 ? 2 : 1,
+        };
+        ssize_t n;
+
+        if (len > sizeof(((struct proto_msg *) NULL)->body) || n_fds > PROTO_MAX_FDS || (len > 0 && !body))
+                return -EINVAL;
+
+        if (n_fds > 0) {
+                struct cmsghdr *c;
+
+                mh.msg_control = control.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+        }
+
+        do
+                n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return errno == EPIPE ? -ECONNRESET : negative_errno();
+        if ((size_t) n != sizeof(hdr) + len)
+                return -EIO; /* SEQPACKET sends all or nothing; be safe anyway. */
+        return 0;
+}
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int proto_wait(int sock, int timeout_ms) {
+        int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
+
+        for (;;) {
+                struct pollfd p = { .fd = sock, .events = POLLIN };
+                int left = -1, r;
+
+                if (timeout_ms >= 0) {
+                        int64_t d = deadline - now_ms();
+                        left = d > 0 ? (int) d : 0;
+                }
+                r = poll(&p, 1, left);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (r == 0)
+                        return -ETIMEDOUT;
+                if (p.revents & POLLNVAL)
+                        return -EBADF;
+                /* POLLHUP with data still queued: read the data first; recvmsg
+                 * returns 0 once it is drained. */
+                return 0;
+        }
+}
+
+static void close_fds(int *fds, unsigned n) {
+        for (unsigned i = 0; i < n; i++)
+                fds[i] = safe_close(fds[i]);
+}
+
+/* Range checks on bodies, so that no reader indexes past a buffer. */
+static int proto_check_body(const struct proto_msg *m) {
+        switch (m->hdr.type) {
+        case PROTO_READ:
+        case PROTO_WRITE:
+                if (m->body.access.len < 1 || m->body.access.len > 8)
+                        return -EBADMSG;
+                break;
+        case PROTO_WRITE_CONFIG: {
+                const struct proto_config_write *w = &m->body.config_write;
+                if (w->offset > 3 || w->len < 1 || w->len > 4 || w->offset + w->len > 4)
+                        return -EBADMSG;
+                break;
+        }
+        case PROTO_REPLY_DATA:
+                if (m->body.data.len < 1 || m->body.data.len > 8)
+                        return -EBADMSG;
+                break;
+        case PROTO_REPLY_RANGES:
+                if (m->body.ranges.count > PROTO_MAX_RANGES)
+                        return -EBADMSG;
+                break;
+        case PROTO_REPLY_ERROR:
+                if (!memchr(m->body.error.message, 0, sizeof(m->body.error.message)))
+                        return -EBADMSG;
+                break;
+        }
+        return 0;
+}
+
+int proto_recv(int sock, struct proto_msg *m, int timeout_ms) {
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_FDS)];
+        } control;
+        /* One byte more than the largest packet, so that an oversized one is
+         * seen as such even where MSG_TRUNC is not reported. */
+        uint8_t buf[sizeof(struct proto_header) + sizeof(m->body) + 1];
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = control.buf,
+                .msg_controllen = sizeof(control.buf),
+        };
+        const struct proto_type_info *info;
+        ssize_t n;
+        int r;
+
+        memset(m, 0, sizeof(*m));
+        for (unsigned i = 0; i < PROTO_MAX_FDS; i++)
+                m->fds[i] = -1;
+
+        r = proto_wait(sock, timeout_ms);
+        if (r < 0)
+                return r;
+
+        do
+                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+                if (errno == EAGAIN)
+                        return -ETIMEDOUT;
+                return errno == ECONNRESET || errno == EPIPE ? -ECONNRESET : negative_errno();
+        }
+
+        /* Take every fd first, so that all leave paths close them. */
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                size_t k;
+                const uint8_t *p;
+
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                p = CMSG_DATA(c);
+                for (size_t i = 0; i < k; i++) {
+                        int fd;
+                        memcpy(&fd, p + i * sizeof(int), sizeof(int));
+                        if (m->n_fds < PROTO_MAX_FDS)
+                                m->fds[m->n_fds++] = fd;
+                        else
+                                safe_close(fd);
+                }
+        }
+
+        if (n == 0) {
+                /* End of stream (a zero-length packet carries nothing we take). */
+                proto_msg_done(m);
+                return -ECONNRESET;
+        }
+
+        r = -EBADMSG;
+        if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+                goto bad;
+        if ((size_t) n < sizeof(struct proto_header) || (size_t) n > sizeof(struct proto_header) + sizeof(m->body))
+                goto bad;
+        memcpy(&m->hdr, buf, sizeof(m->hdr));
+        if (m->hdr.magic != PROTO_MAGIC || m->hdr.version != PROTO_VERSION)
+                goto bad;
+        info = proto_type_info(m->hdr.type);
+        if (!info)
+                goto bad;
+        if (m->hdr.length != (size_t) n - sizeof(struct proto_header) || m->hdr.length != info->body_len)
+                goto bad;
+        if (m->n_fds != info->n_fds)
+                goto bad;
+        memcpy(&m->body, buf + sizeof(struct proto_header), m->hdr.length);
+        r = proto_check_body(m);
+        if (r < 0)
+                goto bad;
+        return 0;
+
+bad:
+        proto_msg_done(m);
+        return r;
+}
+
+void proto_msg_done(struct proto_msg *m) {
+        close_fds(m->fds, PROTO_MAX_FDS);
+        m->n_fds = 0;
+}
+
+int proto_call(int sock, uint16_t type, const void *body, size_t len, const int *fds, size_t n_fds,
+               struct proto_msg *reply, int timeout_ms, char *errbuf, size_t errlen) {
+        struct proto_msg local;
+        unsigned want = proto_reply_type(type);
+        int r;
+
+        if (!reply)
+                reply = &local;
+        if (errbuf && errlen > 0)
+                errbuf[0] = 0;
+
+        r = proto_send(sock, type, body, len, fds, n_fds);
+        if (r < 0)
+                return r;
+        if (want == 0) {
+                memset(reply, 0, sizeof(*reply));
+                for (unsigned i = 0; i < PROTO_MAX_FDS; i++)
+                        reply->fds[i] = -1;
+                return 0;
+        }
+
+        r = proto_recv(sock, reply, timeout_ms);
+        if (r < 0)
+                return r;
+        if (reply->hdr.type == PROTO_REPLY_ERROR) {
+                int e = reply->body.error.error;
+                if (errbuf && errlen > 0)
+                        snprintf(errbuf, errlen, "%s", reply->body.error.message);
+                /* A peer's errno is input like any other: keep it in range. */
+                return e > 0 && e < 4096 ? -e : -EIO;
+        }
+        if (reply->hdr.type != want) {
+                if (errbuf && errlen > 0)
+                        snprintf(errbuf, errlen, "%s reply to %s", proto_type_to_string(reply->hdr.type),
+                                 proto_type_to_string(type));
+                proto_msg_done(reply);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+int proto_reply_error(int sock, int error, const char *fmt, ...) {
+        struct proto_error e = { .error = error < 0 ? -error : error };
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(e.message, sizeof(e.message), fmt, ap);
+        va_end(ap);
+        return proto_send(sock, PROTO_REPLY_ERROR, &e, sizeof(e), NULL, 0);
+}

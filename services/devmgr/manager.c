@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "bus-errors.h"
+#include "bus-util.h"
+#include "device-spawn.h"
+#include "json-util.h"
+#include "log.h"
+#include "manager.h"
+
+enum device_state {
+        DEVICE_RUNNING,
+        DEVICE_EXITED,
+        DEVICE_FAILED,
+};
+
+static const char *const device_state_names[] = {
+        [DEVICE_RUNNING] = "running",
+        [DEVICE_EXITED] = "exited",
+        [DEVICE_FAILED] = "failed",
+};
+
+struct managed_device {
+        struct manager *manager;
+        struct managed_device *next;
+        unsigned id;
+        char *path;
+        char *vm;
+        const struct device_kind *kind;
+        pid_t pid;
+        enum device_state state;
+        char *exit_reason;
+        sd_event_source *child_source;
+        sd_bus_track *track; /* the caller that created it */
+};
+
+static struct managed_device *device_by_path(struct manager *m, const char *path) {
+        for (struct managed_device *d = m->devices; d; d = d->next)
+                if (strcmp(d->path, path) == 0)
+                        return d;
+        return NULL;
+}
+
+/* Kills (if still running) and reaps the process; the object stays. */
+static void device_kill(struct managed_device *d) {
+        siginfo_t si;
+
+        d->child_source = sd_event_source_unref(d->child_source);
+        if (d->state != DEVICE_RUNNING)
+                return;
+        if (kill(d->pid, SIGKILL) < 0 && errno != ESRCH)
+                log_warning_errno(errno, "Failed to kill device process %d: %m", (int) d->pid);
+        /* SIGKILL cannot be caught, so this wait is short. */
+        while (waitid(P_PID, (id_t) d->pid, &si, WEXITED) < 0 && errno == EINTR)
+                ;
+        d->state = DEVICE_EXITED;
+}
+
+static void device_free(struct managed_device *d) {
+        if (!d)
+                return;
+        device_kill(d);
+        sd_bus_track_unref(d->track);
+        free(d->path);
+        free(d->vm);
+        free(d->exit_reason);
+        free(d);
+}
+
+/* Removes the device from the bus and frees it. */
+static void device_remove(struct managed_device *d) {
+        struct manager *m = d->manager;
+
+        for (struct managed_device **p = &m->devices; *p; p = &(*p)->next)
+                if (*p == d) {
+                        *p = d->next;
+                        break;
+                }
+        device_kill(d);
+        if (m->bus) {
+                int r = sd_bus_emit_interfaces_removed(m->bus, d->path, "org.polyvm.Device1", NULL);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to emit InterfacesRemoved for %s: %m", d->path);
+        }
+        log_info("Removed %s (%s for %s).", d->path, d->kind->name, d->vm);
+        device_free(d);
+}
+
+static int on_device_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        struct managed_device *d = userdata;
+        char *reason = NULL;
+        int r;
+
+        if (si->si_code == CLD_EXITED) {
+                d->state = si->si_status == 0 ? DEVICE_EXITED : DEVICE_FAILED;
+                r = asprintf(&reason, "exited with status %d", si->si_status);
+        } else {
+                d->state = DEVICE_FAILED;
+                if (si->si_status == SIGSYS)
+                        /* Nothing but seccomp sends a device SIGSYS. */
+                        r = asprintf(&reason, "killed by signal %d (SIGSYS: seccomp violation)", si->si_status);
+                else
+                        r = asprintf(&reason, "killed by signal %d (SIG%s)", si->si_status,
+                                     sigabbrev_np(si->si_status) ?: "?");
+        }
+        if (r >= 0) {
+                free(d->exit_reason);
+                d->exit_reason = reason;
+        }
+        if (d->state == DEVICE_FAILED)
+                log_warning("Device %s (%s, pid %d) %s.", d->path, d->kind->name, (int) d->pid, d->exit_reason ?: "failed");
+        else
+                log_info("Device %s (%s, pid %d) %s.", d->path, d->kind->name, (int) d->pid, d->exit_reason ?: "exited");
+
+        r = sd_bus_emit_properties_changed(d->manager->bus, d->path, "org.polyvm.Device1", "State", "ExitReason", NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit PropertiesChanged for %s: %m", d->path);
+        /* sd-event reaps the process after this returns; the source is
+         * dropped with the device. */
+        return 0;
+}
+
+/* The caller that created the device left the bus: nobody can use the
+ * endpoint's other end through it any more. */
+static int on_owner_gone(sd_bus_track *t, void *userdata) {
+        struct managed_device *d = userdata;
+
+        log_info("Owner of %s left the bus, destroying it.", d->path);
+        device_remove(d);
+        return 0;
+}
+
+static int property_get_kinds(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const struct device_kind *const *kinds;
+        size_t n;
+        int r;
+
+        kinds = device_kind_list(&n);
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = sd_bus_message_append(reply, "s", kinds[i]->name);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+static bool vm_name_valid(const char *vm) {
+        size_t n = strlen(vm);
+
+        if (n == 0 || n > 64)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) vm[i] < 0x20 || vm[i] == 0x7f || vm[i] == '/')
+                        return false;
+        return true;
+}
+
+static int kinds_joined(char *buf, size_t len) {
+        const struct device_kind *const *kinds;
+        size_t n, off = 0;
+
+        kinds = device_kind_list(&n);
+        buf[0] = 0;
+        for (size_t i = 0; i < n && off < len; i++)
+                off += (size_t) snprintf(buf + off, len - off, "%s%s", i ? ", " : "", kinds[i]->name);
+        return 0;
+}
+
+static int method_create_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        _cleanup_(json_object_putp) json_object *config = NULL;
+        _cleanup_(seccomp_policy_done) struct seccomp_policy policy = {};
+        _cleanup_close_ int endpoint = -1;
+        const char *vm, *kind_name, *config_json;
+        const struct device_kind *kind;
+        struct managed_device *d;
+        void *dev = NULL;
+        char err[512], name[64];
+        pid_t pid;
+        int r;
+
+        r = sd_bus_message_read(msg, "sss", &vm, &kind_name, &config_json);
+        if (r < 0)
+                return r;
+
+        if (!vm_name_valid(vm))
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS,
+                                         "vm: '%s' is not a VM name (1..64 printable characters, no '/')", vm);
+        kind = device_kind_find(kind_name);
+        if (!kind) {
+                kinds_joined(err, sizeof(err));
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS, "kind: unknown device kind '%s' (known: %s)",
+                                         kind_name, err);
+        }
+
+        /* An empty config means all defaults. */
+        r = json_parse_object(config_json[0] ? config_json : "{}", &config, err, sizeof(err));
+        if (r < 0)
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err);
+        err[0] = 0;
+        r = kind->create(config, &dev, err, sizeof(err));
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err[0] ? err : strerror(-r));
+
+        r = seccomp_policy_load(m->seccomp_dir, kind->seccomp_policy, &policy, err, sizeof(err));
+        if (r < 0) {
+                kind->destroy(dev);
+                log_error("Cannot load the seccomp policy of %s: %s", kind->name, err);
+                return sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "seccomp policy of %s: %s", kind->name, err);
+        }
+
+        snprintf(name, sizeof(name), "%s#%u", kind->name, m->next_id);
+        r = device_spawn(kind, dev, &policy, name, &endpoint, &pid);
+        /* The child has its own copy; ours was only the template. */
+        kind->destroy(dev);
+        if (r < 0)
+                return bus_error_from_errno(error, r, "Failed to start the device process");
+
+        d = calloc(1, sizeof(*d));
+        if (!d) {
+                kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return -ENOMEM;
+        }
+        d->manager = m;
+        d->id = m->next_id++;
+        d->kind = kind;
+        d->pid = pid;
+        d->state = DEVICE_RUNNING;
+        d->vm = strdup(vm);
+        if (asprintf(&d->path, DEVICE_PATH_PREFIX "/%u", d->id) < 0)
+                d->path = NULL;
+        if (!d->vm || !d->path) {
+                device_free(d);
+                return -ENOMEM;
+        }
+        d->next = m->devices;
+        m->devices = d;
+
+        r = sd_event_add_child(m->event, &d->child_source, pid, WEXITED, on_device_exit, d);
+        if (r >= 0)
+                r = sd_bus_track_new(m->bus, &d->track, on_owner_gone, d);
+        if (r >= 0)
+                r = sd_bus_track_add_sender(d->track, msg);
+        if (r < 0) {
+                device_remove(d);
+                return bus_error_from_errno(error, r, "Failed to watch the device process");
+        }
+
+        r = sd_bus_emit_interfaces_added(m->bus, d->path, "org.polyvm.Device1", NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit InterfacesAdded for %s: %m", d->path);
+        log_info("Created %s: %s for %s, pid %d.", d->path, kind->name, vm, (int) pid);
+
+        return sd_bus_reply_method_return(msg, "ohu", d->path, endpoint, (uint32_t) pid);
+}
+
+static int method_destroy_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        struct managed_device *d;
+        const char *path;
+        int r;
+
+        r = sd_bus_message_read(msg, "o", &path);
+        if (r < 0)
+                return r;
+        d = device_by_path(m, path);
+        if (!d)
+                return sd_bus_error_setf(error, POLYVM_ERROR_NO_SUCH_DEVICE, "device: no device %s", path);
+        device_remove(d);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        struct manager *m = userdata;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(ossu)");
+        if (r < 0)
+                return r;
+        for (struct managed_device *d = m->devices; d; d = d->next) {
+                r = sd_bus_message_append(reply, "(ossu)", d->path, d->kind->name, d->vm, (uint32_t) d->pid);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Kinds", "as", property_get_kinds, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_METHOD_WITH_ARGS("CreateDevice",
+                                SD_BUS_ARGS("s", vm, "s", kind, "s", config_json),
+                                SD_BUS_RESULT("o", device, "h", endpoint, "u", pid),
+                                method_create_device, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DestroyDevice", SD_BUS_ARGS("o", device), SD_BUS_NO_RESULT,
+                                method_destroy_device, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListDevices", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ossu)", devices),
+                                method_list_devices, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+static int property_get_kind(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct managed_device *d = userdata;
+        return sd_bus_message_append(reply, "s", d->kind->name);
+}
+
+static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct managed_device *d = userdata;
+        return sd_bus_message_append(reply, "s", device_state_names[d->state]);
+}
+
+static int property_get_exit_reason(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct managed_device *d = userdata;
+        return sd_bus_message_append(reply, "s", d->exit_reason ?: "");
+}
+
+static int property_get_pid(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct managed_device *d = userdata;
+        return sd_bus_message_append(reply, "u", (uint32_t) d->pid);
+}
+
+static const sd_bus_vtable device_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Kind", "s", property_get_kind, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Vm", "s", NULL, offsetof(struct managed_device, vm), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Pid", "u", property_get_pid, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ExitReason", "s", property_get_exit_reason, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_VTABLE_END,
+};
+
+static int device_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                       sd_bus_error *error) {
+        struct managed_device *d = device_by_path(userdata, path);
+
+        if (!d)
+                return 0;
+        *found = d;
+        return 1;
+}
+
+static int device_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+        struct manager *m = userdata;
+        size_t n = 0, i = 0;
+        char **l;
+
+        for (struct managed_device *d = m->devices; d; d = d->next)
+                n++;
+        l = calloc(n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (struct managed_device *d = m->devices; d; d = d->next) {
+                l[i] = strdup(d->path);
+                if (!l[i]) {
+                        while (i > 0)
+                                free(l[--i]);
+                        free(l);
+                        return -ENOMEM;
+                }
+                i++;
+        }
+        *nodes = l;
+        return 0;
+}
+
+int manager_setup(sd_bus *bus, sd_event *event, void *userdata) {
+        struct manager *m = userdata;
+        int r;
+
+        m->bus = bus;
+        m->event = event;
+        m->next_id = 1;
+
+        r = seccomp_policy_dir(&m->seccomp_dir);
+        if (r < 0)
+                return log_error_errno(r, "Failed to find the seccomp policy directory: %m");
+        log_info("Reading seccomp policies from %s.", m->seccomp_dir);
+
+        r = sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch termination signals: %m");
+
+        r = sd_bus_add_object_vtable(bus, NULL, MANAGER_PATH, "org.polyvm.DeviceManager1", manager_vtable, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the manager object: %m");
+        r = sd_bus_add_fallback_vtable(bus, NULL, DEVICE_PATH_PREFIX, "org.polyvm.Device1", device_vtable,
+                                       device_find, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add device objects: %m");
+        r = sd_bus_add_node_enumerator(bus, NULL, DEVICE_PATH_PREFIX, device_enumerate, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the device enumerator: %m");
+        r = sd_bus_add_object_manager(bus, NULL, MANAGER_PATH);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the object manager: %m");
+        return 0;
+}
+
+void manager_done(struct manager *m) {
+        /* The bus is gone by now: nobody to tell, just kill and reap. */
+        m->bus = NULL;
+        while (m->devices) {
+                struct managed_device *d = m->devices;
+                m->devices = d->next;
+                device_free(d);
+        }
+        free(m->seccomp_dir);
+        m->seccomp_dir = NULL;
+}

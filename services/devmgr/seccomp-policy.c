@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <limits.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "seccomp-policy.h"
+
+#define POLICY_MAX_SIZE (64 * 1024)
+
+void seccomp_policy_done(struct seccomp_policy *p) {
+        free(p->syscalls);
+        p->syscalls = NULL;
+        p->n = 0;
+}
+
+int seccomp_policy_parse(const char *text, const char *where, struct seccomp_policy *ret, char *err, size_t errlen) {
+        struct seccomp_policy p = {};
+        unsigned line = 0;
+
+        for (const char *s = text; *s;) {
+                const char *eol = strchrnul(s, '\n'), *b = s, *e;
+                char name[64];
+                int nr;
+
+                line++;
+                e = memchr(s, '#', (size_t) (eol - s)) ?: eol;
+                while (b < e && strchr(" \t\r", *b))
+                        b++;
+                while (e > b && strchr(" \t\r", e[-1]))
+                        e--;
+                s = *eol ? eol + 1 : eol;
+                if (b == e)
+                        continue;
+
+                if ((size_t) (e - b) >= sizeof(name) || memchr(b, ' ', (size_t) (e - b)) ||
+                    memchr(b, '\t', (size_t) (e - b))) {
+                        snprintf(err, errlen, "%s:%u: expected one system call name", where, line);
+                        seccomp_policy_done(&p);
+                        return -EINVAL;
+                }
+                memcpy(name, b, (size_t) (e - b));
+                name[e - b] = 0;
+                nr = seccomp_syscall_resolve_name(name);
+                if (nr == __NR_SCMP_ERROR) {
+                        snprintf(err, errlen, "%s:%u: unknown system call '%s'", where, line, name);
+                        seccomp_policy_done(&p);
+                        return -EINVAL;
+                }
+                if (nr < 0)
+                        continue; /* a pseudo-syscall: not on this architecture */
+
+                int *n = realloc(p.syscalls, (p.n + 1) * sizeof(int));
+                if (!n) {
+                        seccomp_policy_done(&p);
+                        return -ENOMEM;
+                }
+                p.syscalls = n;
+                p.syscalls[p.n++] = nr;
+        }
+        if (p.n == 0) {
+                snprintf(err, errlen, "%s: allows no system call at all", where);
+                return -EINVAL;
+        }
+        *ret = p;
+        return 0;
+}
+
+int seccomp_policy_dir(char **ret) {
+        char exe[PATH_MAX], *slash, *dir;
+        struct stat st;
+        ssize_t n;
+
+        n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n > 0) {
+                exe[n] = 0;
+                slash = strrchr(exe, '/');
+                if (slash) {
+                        *slash = 0;
+                        if (asprintf(&dir, "%s/seccomp", exe) < 0)
+                                return -ENOMEM;
+                        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+                                *ret = dir;
+                                return 0;
+                        }
+                        free(dir);
+                }
+        }
+        dir = strdup(POLYVM_SECCOMP_DIR);
+        if (!dir)
+                return -ENOMEM;
+        *ret = dir;
+        return 0;
+}
+
+int seccomp_policy_load(const char *dir, const char *name, struct seccomp_policy *ret, char *err, size_t errlen) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        FILE *f;
+        size_t n;
+
+        if (asprintf(&path, "%s/%s.policy", dir, name) < 0)
+                return -ENOMEM;
+        f = fopen(path, "re");
+        if (!f) {
+                int r = -errno;
+                snprintf(err, errlen, "%s: %s", path, strerror(errno));
+                return r;
+        }
+        text = malloc(POLICY_MAX_SIZE + 1);
+        if (!text) {
+                fclose(f);
+                return -ENOMEM;
+        }
+        n = fread(text, 1, POLICY_MAX_SIZE + 1, f);
+        fclose(f);
+        if (n > POLICY_MAX_SIZE) {
+                snprintf(err, errlen, "%s: larger than %d bytes", path, POLICY_MAX_SIZE);
+                return -EFBIG;
+        }
+        text[n] = 0;
+        if (strlen(text) != n) {
+                snprintf(err, errlen, "%s: contains a NUL byte", path);
+                return -EINVAL;
+        }
+        return seccomp_policy_parse(text, path, ret, err, errlen);
+}
+
+int seccomp_policy_apply(const struct seccomp_policy *p) {
+        scmp_filter_ctx ctx;
+        int r;
+
+        /* KILL_PROCESS, not KILL: a thread must not die alone and leave a
+         * half-working device behind. */
+        ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+        if (!ctx)
+                return -ENOMEM;
+        /* System calls of another ABI (i386 through int 0x80) die too. */
+        r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+        if (r < 0) {
+                seccomp_release(ctx);
+                return log_error_errno(r, "Failed to set the seccomp bad-arch action: %m");
+        }
+        for (size_t i = 0; i < p->n; i++) {
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, p->syscalls[i], 0);
+                if (r < 0) {
+                        seccomp_release(ctx);
+                        return log_error_errno(r, "Failed to allow system call %d: %m", p->syscalls[i]);
+                }
+        }
+        r = seccomp_load(ctx);
+        seccomp_release(ctx);
+        if (r < 0)
+                return log_error_errno(r, "Failed to load seccomp filter: %m");
+        return 0;
+}

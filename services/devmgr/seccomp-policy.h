@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* A device kind's seccomp allowlist is a text file, seccomp/<kind>.policy:
+ * one system call name per line, '#' starts a comment. devmgr reads and
+ * checks it before forking, so a broken policy is an error on the bus, not a
+ * dead device; the child only applies the resolved numbers. */
+
+#include <stddef.h>
+
+struct seccomp_policy {
+        int *syscalls;
+        size_t n;
+};
+
+void seccomp_policy_done(struct seccomp_policy *p);
+
+/* Parses policy text; where names the file in error messages. */
+int seccomp_policy_parse(const char *text, const char *where, struct seccomp_policy *ret, char *err, size_t errlen);
+
+/* The directory policies are read from: seccomp/ next to the running binary
+ * if it exists (the build tree), else the installed one. */
+int seccomp_policy_dir(char **ret);
+
+/* Reads and parses <dir>/<name>.policy. */
+int seccomp_policy_load(const char *dir, const char *name, struct seccomp_policy *ret, char *err, size_t errlen);
+
+/* Installs the allowlist on the calling process: anything else kills it. */
+int seccomp_policy_apply(const struct seccomp_policy *p);

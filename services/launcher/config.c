@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "json-util.h"
+#include "layout.h"
+#include "macro.h"
+
+/* Smallest guest we accept: room for the boot area, a kernel and its
+ * decompression buffer. Any whole MiB from here up is fine. */
+#define CONFIG_MIN_MEMORY_MIB 16
+
+void vm_config_done(struct vm_config *c) {
+        if (!c)
+                return;
+        free(c->kernel);
+        free(c->initrd);
+        free(c->cmdline);
+        for (size_t i = 0; i < c->n_devices; i++) {
+                free(c->devices[i].kind);
+                free(c->devices[i].config_json);
+        }
+        *c = (struct vm_config) {};
+}
+
+bool vm_name_is_valid(const char *name) {
+        size_t n;
+
+        if (!name || name[0] == '\0' || name[0] == '.')
+                return false;
+        n = strlen(name);
+        if (n > CONFIG_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = name[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                      c == '.' || c == '-'))
+                        return false;
+        }
+        return true;
+}
+
+/* json-c keeps embedded NULs; a C string would silently cut them off. */
+static int check_string(json_object *obj, const char *field, const char *value, bool absolute_path, char *err,
+                        size_t errlen) {
+        json_object *v;
+
+        if (!value)
+                return 0;
+        if (json_object_object_get_ex(obj, field, &v) && (size_t) json_object_get_string_len(v) != strlen(value)) {
+                snprintf(err, errlen, "config.%s: must not contain a NUL character", field);
+                return -EINVAL;
+        }
+        if (absolute_path && value[0] != '/') {
+                snprintf(err, errlen, "config.%s: \"%s\" must be an absolute path", field, value);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int parse_devices(json_object *array, struct vm_config *c, char *err, size_t errlen) {
+        size_t n = json_object_array_length(array);
+
+        if (n > CONFIG_MAX_DEVICES) {
+                snprintf(err, errlen, "config.devices: %zu devices is more than the limit of %d", n,
+                         CONFIG_MAX_DEVICES);
+                return -EINVAL;
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *d = json_object_array_get_idx(array, i), *kind, *own = NULL;
+                const char *json;
+                char *k, *j;
+
+                if (!json_object_is_type(d, json_type_object)) {
+                        snprintf(err, errlen, "config.devices[%zu]: must be an object, not %s", i,
+                                 json_type_to_name(json_object_get_type(d)));
+                        return -EINVAL;
+                }
+                if (!json_object_object_get_ex(d, "kind", &kind)) {
+                        snprintf(err, errlen, "config.devices[%zu].kind: missing required field", i);
+                        return -EINVAL;
+                }
+                if (!json_object_is_type(kind, json_type_string)) {
+                        snprintf(err, errlen, "config.devices[%zu].kind: must be a string, not %s", i,
+                                 json_type_to_name(json_object_get_type(kind)));
+                        return -EINVAL;
+                }
+                if (json_object_get_string_len(kind) == 0 ||
+                    (size_t) json_object_get_string_len(kind) != strlen(json_object_get_string(kind))) {
+                        snprintf(err, errlen, "config.devices[%zu].kind: %s must be a non-empty name", i,
+                                 json_object_to_json_string(kind));
+                        return -EINVAL;
+                }
+
+                /* The other fields belong to the device model: devmgr validates them. */
+                if (json_object_deep_copy(d, &own, NULL) < 0)
+                        return -ENOMEM;
+                json_object_object_del(own, "kind");
+                json = json_object_to_json_string_ext(own, JSON_C_TO_STRING_PLAIN);
+                k = strdup(json_object_get_string(kind));
+                j = json ? strdup(json) : NULL;
+                json_object_put(own);
+                if (!k || !j) {
+                        free(k);
+                        free(j);
+                        return -ENOMEM;
+                }
+                c->devices[i] = (struct device_config) { .kind = k, .config_json = j };
+                c->n_devices = i + 1;
+        }
+        return 0;
+}
+
+int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_config *ret, char *err,
+                    size_t errlen) {
+        _cleanup_(json_object_putp) json_object *obj = NULL, *devices = NULL;
+        _cleanup_(vm_config_done) struct vm_config c = {};
+        _cleanup_free_ char *on_reboot = NULL;
+        uint64_t vcpus = 1, memory_mib = CONFIG_DEFAULT_MEMORY_MIB;
+        int r;
+
+        assert(text);
+        assert(ret);
+
+        const struct json_field fields[] = {
+                { "vcpus", JSON_FIELD_UINT64, false, &vcpus, 1, CONFIG_MAX_VCPUS },
+                { "memory_mib", JSON_FIELD_UINT64, false, &memory_mib, CONFIG_MIN_MEMORY_MIB,
+                  LAYOUT_MAX_MEMORY >> 20 },
+                { "kernel", JSON_FIELD_STRING, true, &c.kernel },
+                { "initrd", JSON_FIELD_STRING, false, &c.initrd },
+                { "cmdline", JSON_FIELD_STRING, false, &c.cmdline },
+                { "devices", JSON_FIELD_ARRAY, false, &devices },
+                { "on_reboot", JSON_FIELD_STRING, false, &on_reboot },
+        };
+
+        r = json_parse_object(text, &obj, err, errlen);
+        if (r < 0)
+                return r;
+        r = json_parse_fields(obj, "config", fields, ELEMENTSOF(fields), err, errlen);
+        if (r < 0)
+                return r;
+
+        if (host_memory_bytes > 0 && memory_mib > (host_memory_bytes >> 20)) {
+                snprintf(err, errlen, "config.memory_mib: %" PRIu64 " is more than the host's RAM (%" PRIu64 " MiB)",
+                         memory_mib, host_memory_bytes >> 20);
+                return -EINVAL;
+        }
+
+        r = check_string(obj, "kernel", c.kernel, true, err, errlen);
+        if (r < 0)
+                return r;
+        r = check_string(obj, "initrd", c.initrd, true, err, errlen);
+        if (r < 0)
+                return r;
+        r = check_string(obj, "cmdline", c.cmdline, false, err, errlen);
+        if (r < 0)
+                return r;
+        if (c.cmdline && strlen(c.cmdline) >= LAYOUT_CMDLINE_MAX) {
+                snprintf(err, errlen, "config.cmdline: %zu bytes is longer than the limit of %llu bytes",
+                         strlen(c.cmdline), LAYOUT_CMDLINE_MAX - 1);
+                return -EINVAL;
+        }
+
+        r = check_string(obj, "on_reboot", on_reboot, false, err, errlen);
+        if (r < 0)
+                return r;
+        if (!on_reboot || strcmp(on_reboot, "stop") == 0)
+                c.on_reboot = ON_REBOOT_STOP;
+        else if (strcmp(on_reboot, "restart") == 0)
+                c.on_reboot = ON_REBOOT_RESTART;
+        else {
+                snprintf(err, errlen, "config.on_reboot: \"%s\" is not one of \"stop\", \"restart\"", on_reboot);
+                return -EINVAL;
+        }
+
+        if (devices) {
+                r = parse_devices(devices, &c, err, errlen);
+                if (r < 0)
+                        return r;
+        }
+
+        c.vcpus = (unsigned) vcpus;
+        c.memory_bytes = memory_mib << 20;
+        *ret = c;
+        c = (struct vm_config) {};
+        return 0;
+}

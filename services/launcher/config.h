@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The VM configuration (docs/config.md), parsed and validated up front. */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_VCPUS 16
+#define CONFIG_MAX_DEVICES 16
+#define CONFIG_DEFAULT_MEMORY_MIB 256
+#define CONFIG_NAME_MAX 64
+
+enum on_reboot {
+        ON_REBOOT_STOP,
+        ON_REBOOT_RESTART,
+};
+
+struct device_config {
+        char *kind;
+        char *config_json; /* the device object without "kind", as JSON, passed to devmgr */
+};
+
+struct vm_config {
+        unsigned vcpus;            /* 1..CONFIG_MAX_VCPUS, default 1 */
+        uint64_t memory_bytes;     /* from memory_mib, default 256 MiB */
+        char *kernel;              /* required: absolute path */
+        char *initrd;              /* optional */
+        char *cmdline;             /* optional, < LAYOUT_CMDLINE_MAX */
+        struct device_config devices[CONFIG_MAX_DEVICES];
+        size_t n_devices;
+        enum on_reboot on_reboot;
+};
+
+/* Parses and validates text. On error returns -EINVAL (or -ENOMEM) and
+ * writes a message naming the field, the value and the rule to err.
+ * host_memory_bytes bounds memory_mib (0: no bound). File checks (kernel
+ * exists, is a regular file, is a bzImage or PVH ELF; initrd fits) are the
+ * loader's: see loader_check(). */
+int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_config *ret, char *err, size_t errlen);
+void vm_config_done(struct vm_config *c);
+
+/* A VM name is 1..CONFIG_NAME_MAX characters of [A-Za-z0-9_.-], not starting with '.'. */
+bool vm_name_is_valid(const char *name);

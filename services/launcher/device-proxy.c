@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device-proxy.h"
+#include "log.h"
+
+int device_proxy_new(const char *kind, const char *object, pid_t pid, int endpoint, struct device_proxy **ret) {
+        struct device_proxy *d;
+
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        d->kind = strdup(kind);
+        d->object = strdup(object);
+        if (!d->kind || !d->object) {
+                free(d->kind);
+                free(d->object);
+                free(d);
+                return -ENOMEM;
+        }
+        d->pid = pid;
+        d->endpoint = endpoint;
+        d->timeout_ms = PROTO_DEFAULT_TIMEOUT_MS;
+        pthread_mutex_init(&d->lock, NULL);
+        *ret = d;
+        return 0;
+}
+
+struct device_proxy *device_proxy_free(struct device_proxy *d) {
+        if (!d)
+                return NULL;
+        if (d->endpoint >= 0 && !atomic_load(&d->failed))
+                (void) proto_send(d->endpoint, PROTO_DESTROY_DEVICE, NULL, 0, NULL, 0);
+        safe_close(d->endpoint);
+        pthread_mutex_destroy(&d->lock);
+        free(d->kind);
+        free(d->object);
+        free(d);
+        return NULL;
+}
+
+static void device_proxy_fail(struct device_proxy *d, int r, const char *what) {
+        if (!atomic_exchange(&d->failed, true))
+                log_error_errno(r, "Device %s (%s, pid %d) failed on %s, its reads now return all ones: %m",
+                                d->object, d->kind, (int) d->pid, what);
+}
+
+int device_proxy_activate(struct device_proxy *d, char *err, size_t errlen) {
+        struct proto_msg reply;
+        char msg[PROTO_ERROR_MAX] = "";
+        int r;
+
+        pthread_mutex_lock(&d->lock);
+        r = proto_call(d->endpoint, PROTO_ACTIVATE, NULL, 0, NULL, 0, &reply, d->timeout_ms, msg, sizeof(msg));
+        if (r < 0) {
+                snprintf(err, errlen, "device %s (%s): Activate failed: %s%s%s", d->object, d->kind, strerror(-r),
+                         msg[0] ? ": " : "", msg);
+                goto out;
+        }
+        proto_msg_done(&reply);
+
+        r = proto_call(d->endpoint, PROTO_GET_RANGES, NULL, 0, NULL, 0, &reply, d->timeout_ms, msg, sizeof(msg));
+        if (r < 0) {
+                snprintf(err, errlen, "device %s (%s): GetRanges failed: %s%s%s", d->object, d->kind, strerror(-r),
+                         msg[0] ? ": " : "", msg);
+                goto out;
+        }
+        d->ranges = reply.body.ranges;
+        proto_msg_done(&reply);
+out:
+        pthread_mutex_unlock(&d->lock);
+        return r;
+}
+
+int device_proxy_attach_fd(struct device_proxy *d, enum proto_fd_role role, uint32_t arg, int fd) {
+        struct proto_attach_fd body = { .role = role, .arg = arg };
+        struct proto_msg reply;
+        char msg[PROTO_ERROR_MAX] = "";
+        int r;
+
+        pthread_mutex_lock(&d->lock);
+        r = proto_call(d->endpoint, PROTO_ATTACH_FD, &body, sizeof(body), &fd, 1, &reply, d->timeout_ms, msg,
+                       sizeof(msg));
+        pthread_mutex_unlock(&d->lock);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach fd (role %u) to device %s: %m%s%s", role, d->object,
+                                       msg[0] ? ": " : "", msg);
+        proto_msg_done(&reply);
+        return 0;
+}
+
+void device_proxy_read(struct device_proxy *d, unsigned range, uint64_t addr, uint8_t *data, uint32_t len) {
+        struct proto_access req = { .address = addr, .len = len, .range = range };
+        struct proto_msg reply;
+        int r;
+
+        memset(data, 0xff, len);
+        if (len == 0 || len > sizeof(req.data) || range >= d->ranges.count || atomic_load(&d->failed))
+                return;
+        req.offset = addr - d->ranges.ranges[range].base;
+
+        pthread_mutex_lock(&d->lock);
+        r = proto_call(d->endpoint, PROTO_READ, &req, sizeof(req), NULL, 0, &reply, d->timeout_ms, NULL, 0);
+        pthread_mutex_unlock(&d->lock);
+        if (r < 0) {
+                device_proxy_fail(d, r, "Read");
+                return;
+        }
+        if (reply.body.data.len == len)
+                memcpy(data, reply.body.data.data, len);
+        proto_msg_done(&reply);
+}
+
+void device_proxy_write(struct device_proxy *d, unsigned range, uint64_t addr, const uint8_t *data, uint32_t len) {
+        struct proto_access req = { .address = addr, .len = len, .range = range };
+        int r;
+
+        if (len == 0 || len > sizeof(req.data) || range >= d->ranges.count || atomic_load(&d->failed))
+                return;
+        req.offset = addr - d->ranges.ranges[range].base;
+        memcpy(req.data, data, len);
+
+        pthread_mutex_lock(&d->lock);
+        r = proto_send(d->endpoint, PROTO_WRITE, &req, sizeof(req), NULL, 0);
+        pthread_mutex_unlock(&d->lock);
+        if (r < 0)
+                device_proxy_fail(d, r, "Write");
+}

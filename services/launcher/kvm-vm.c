@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "kvm-vm.h"
+#include "layout.h"
+#include "macro.h"
+
+/* Below the IOAPIC in the 32-bit hole, as QEMU and Firecracker place them. */
+#define KVM_TSS_ADDR 0xfffbd000ULL
+#define KVM_IDENTITY_MAP_ADDR 0xfffbc000ULL
+
+static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *host) {
+        struct kvm_userspace_memory_region region = {
+                .slot = slot,
+                .guest_phys_addr = gpa,
+                .memory_size = size,
+                .userspace_addr = (uint64_t) (uintptr_t) host,
+        };
+        return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0 ? -errno : 0;
+}
+
+int kvm_vm_create(void *mem, uint64_t memory_bytes, struct kvm_vm *ret, char *err, size_t errlen) {
+        _cleanup_close_ int kvm_fd = -1, vm_fd = -1;
+        struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+        uint64_t low = MIN(memory_bytes, LAYOUT_MMIO_HOLE_START);
+        int r;
+
+        kvm_fd = open(KVM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+        if (kvm_fd < 0) {
+                r = -errno;
+                snprintf(err, errlen, "%s: %s (is KVM available on this host?)", KVM_DEVICE_PATH, strerror(errno));
+                return r;
+        }
+        r = ioctl(kvm_fd, KVM_GET_API_VERSION, 0);
+        if (r != KVM_API_VERSION) {
+                snprintf(err, errlen, "%s: API version %d, need %d", KVM_DEVICE_PATH, r, KVM_API_VERSION);
+                return -ENOTSUP;
+        }
+        if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQCHIP) <= 0 ||
+            ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD) <= 0 ||
+            ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY) <= 0) {
+                snprintf(err, errlen, "%s: lacks a required capability (IRQCHIP, IRQFD, USER_MEMORY)",
+                         KVM_DEVICE_PATH);
+                return -ENOTSUP;
+        }
+
+        vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+        if (vm_fd < 0) {
+                r = -errno;
+                snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
+                return r;
+        }
+        if (ioctl(vm_fd, KVM_SET_TSS_ADDR, (unsigned long) KVM_TSS_ADDR) < 0 ||
+            ioctl(vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &(uint64_t) { KVM_IDENTITY_MAP_ADDR }) < 0) {
+                r = -errno;
+                snprintf(err, errlen, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+                return r;
+        }
+        if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+                r = -errno;
+                snprintf(err, errlen, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+                return r;
+        }
+        if (ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+                r = -errno;
+                snprintf(err, errlen, "KVM_CREATE_PIT2: %s", strerror(errno));
+                return r;
+        }
+
+        r = set_slot(vm_fd, 0, 0, low, mem);
+        if (r == 0 && memory_bytes > low)
+                r = set_slot(vm_fd, 1, LAYOUT_MMIO_HOLE_END, memory_bytes - low, (uint8_t *) mem + low);
+        if (r < 0) {
+                snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(-r));
+                return r;
+        }
+
+        ret->kvm_fd = TAKE_FD(kvm_fd);
+        ret->vm_fd = TAKE_FD(vm_fd);
+        return 0;
+}
+
+void kvm_vm_destroy(struct kvm_vm *vm) {
+        vm->vm_fd = safe_close(vm->vm_fd);
+        vm->kvm_fd = safe_close(vm->kvm_fd);
+}
+
+int kvm_vm_irqfd(struct kvm_vm *vm, int fd, uint32_t gsi) {
+        struct kvm_irqfd irqfd = { .fd = (uint32_t) fd, .gsi = gsi };
+
+        return ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
+}
+
+int kvm_vm_irq_line(struct kvm_vm *vm, uint32_t gsi, bool level) {
+        struct kvm_irq_level irq = { .irq = gsi, .level = level };
+
+        return ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0 ? -errno : 0;
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sysinfo.h>
+
+#include "bus-util.h"
+#include "launcher-bus.h"
+#include "log.h"
+
+static int launcher_setup(sd_bus *bus, sd_event *event, void *userdata) {
+        struct launcher *l = userdata;
+        struct sysinfo si;
+
+        l->bus = bus;
+        l->event = event;
+        if (sysinfo(&si) == 0)
+                l->host_memory_bytes = (uint64_t) si.totalram * si.mem_unit;
+        return launcher_bus_register(l);
+}
+
+int main(int argc, char **argv) {
+        struct launcher launcher = {};
+
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--help") == 0) {
+                        printf("Usage: %s [--bus=system|user|ADDRESS]\n"
+                               "Serves org.polyvm.Launcher1: creates and runs KVM VMs.\n", argv[0]);
+                        return 0;
+                }
+                if (strncmp(argv[i], "--bus=", 6) != 0) {
+                        fprintf(stderr, "%s: unknown argument \"%s\" (try --help)\n", argv[0], argv[i]);
+                        return 2;
+                }
+        }
+        log_set_ident("polyvm-launcher");
+        /* A guest console client that goes away must not kill us. */
+        signal(SIGPIPE, SIG_IGN);
+
+        /* VMs left when the bus goes are torn down by process exit: KVM fds
+         * close, devmgr and memmgr see us leave and free what was ours. */
+        return bus_service_main(bus_spec_from_args(argc, argv), "org.polyvm.Launcher1", launcher_setup, &launcher) < 0;
+}

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+
+#include "bus-util.h"
+#include "log.h"
+#include "managers.h"
+
+#define MEMMGR_NAME "org.polyvm.MemoryManager1"
+#define MEMMGR_PATH "/org/polyvm/MemoryManager1"
+#define DEVMGR_NAME "org.polyvm.DeviceManager1"
+#define DEVMGR_PATH "/org/polyvm/DeviceManager1"
+
+/* The fd in a reply belongs to the message: keep a copy of our own. */
+static int reply_take_fd_and_object(sd_bus_message *reply, const char *sig, char **ret_object, int *ret_fd,
+                                    pid_t *ret_pid) {
+        const char *object;
+        uint32_t pid = 0;
+        int fd, copy, r;
+
+        if (ret_pid)
+                r = sd_bus_message_read(reply, sig, &object, &fd, &pid);
+        else
+                r = sd_bus_message_read(reply, sig, &object, &fd);
+        if (r < 0)
+                return r;
+        copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0)
+                return -errno;
+        *ret_object = strdup(object);
+        if (!*ret_object) {
+                safe_close(copy);
+                return -ENOMEM;
+        }
+        *ret_fd = copy;
+        if (ret_pid)
+                *ret_pid = (pid_t) pid;
+        return 0;
+}
+
+int memmgr_allocate(sd_bus *bus, const char *vm, uint64_t size, char **ret_object, int *ret_fd, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, MEMMGR_NAME, MEMMGR_PATH, MEMMGR_NAME, "AllocateMemory", error, &reply, "st",
+                               vm, size);
+        if (r < 0)
+                return r;
+        r = reply_take_fd_and_object(reply, "oh", ret_object, ret_fd, NULL);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Bad reply from memmgr: %s", strerror(-r));
+        return 0;
+}
+
+int memmgr_free(sd_bus *bus, const char *vm) {
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, MEMMGR_NAME, MEMMGR_PATH, MEMMGR_NAME, "FreeMemory", &error, NULL, "s", vm);
+        if (r < 0)
+                log_warning_errno(r, "Failed to free memory of VM %s: %s", vm, error.message ?: strerror(-r));
+        return r;
+}
+
+int devmgr_create_device(sd_bus *bus, const char *vm, const char *kind, const char *config_json, char **ret_object,
+                         int *ret_fd, pid_t *ret_pid, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, DEVMGR_NAME, DEVMGR_PATH, DEVMGR_NAME, "CreateDevice", error, &reply, "sss", vm,
+                               kind, config_json);
+        if (r < 0)
+                return r;
+        r = reply_take_fd_and_object(reply, "ohu", ret_object, ret_fd, ret_pid);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Bad reply from devmgr: %s", strerror(-r));
+        return 0;
+}
+
+int devmgr_destroy_device(sd_bus *bus, const char *object) {
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, DEVMGR_NAME, DEVMGR_PATH, DEVMGR_NAME, "DestroyDevice", &error, NULL, "o", object);
+        if (r < 0)
+                log_warning_errno(r, "Failed to destroy device %s: %s", object, error.message ?: strerror(-r));
+        return r;
+}

@@ -1,0 +1,573 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+
+#include "acpi.h"
+#include "bus-errors.h"
+#include "bus-util.h"
+#include "json-util.h"
+#include "layout.h"
+#include "loader-x86.h"
+#include "log.h"
+#include "managers.h"
+#include "vm.h"
+
+#define VM_PATH_PREFIX "/org/polyvm/Launcher1/vm"
+#define LAUNCHER_PATH "/org/polyvm/Launcher1"
+
+/* Used when a config has no "devices" key: what a Linux guest expects of a PC. */
+static const char *const default_devices[] = { "serial", "rtc" };
+
+static const char *const state_names[] = {
+        [VM_CREATED] = "created",
+        [VM_RUNNING] = "running",
+        [VM_PAUSED] = "paused",
+        [VM_STOPPED] = "stopped",
+        [VM_FAILED] = "failed",
+};
+
+const char *vm_state_to_string(enum vm_state s) {
+        return s < ELEMENTSOF(state_names) ? state_names[s] : "unknown";
+}
+
+struct vm *vm_find(struct launcher *l, const char *name) {
+        for (struct vm *vm = l->vms; vm; vm = vm->next)
+                if (strcmp(vm->name, name) == 0)
+                        return vm;
+        return NULL;
+}
+
+static void vm_set_state(struct vm *vm, enum vm_state state, const char *reason) {
+        vm->state = state;
+        if (reason) {
+                char *s = strdup(reason);
+                if (s) {
+                        free(vm->stop_reason);
+                        vm->stop_reason = s;
+                }
+        }
+        log_info("VM %s is %s%s%s.", vm->name, vm_state_to_string(state), reason && *reason ? ": " : "",
+                 reason ?: "");
+        (void) sd_bus_emit_properties_changed(vm->launcher->bus, vm->path, "org.polyvm.Vm1", "State", "StopReason",
+                                              NULL);
+}
+
+/* ---- callbacks from vCPU threads ---- */
+
+static void vm_set_sci(void *userdata, bool level) {
+        struct vm *vm = userdata;
+
+        if (vm->kvm.vm_fd >= 0)
+                (void) kvm_vm_irq_line(&vm->kvm, LAYOUT_SCI_IRQ, level);
+}
+
+static int vm_pio(void *userdata, unsigned vcpu, uint16_t port, uint8_t *data, uint32_t size, bool is_write) {
+        struct vm *vm = userdata;
+        const struct address_map_entry *e;
+
+        if (pm_port_is_ours(port, size)) {
+                switch (pm_io(&vm->pm, port, data, size, is_write)) {
+                case PM_POWEROFF:
+                        return VCPU_EXIT_POWEROFF;
+                case PM_REBOOT:
+                        return VCPU_EXIT_REBOOT;
+                case PM_NONE:
+                        return -1;
+                }
+        }
+
+        e = address_map_find(&vm->map, PROTO_BUS_PIO, port, size);
+        if (!e) {
+                /* Nothing decodes this port: reads float high, writes vanish. */
+                if (!is_write)
+                        memset(data, 0xff, size);
+                return -1;
+        }
+        if (is_write)
+                device_proxy_write(e->device, e->range, port, data, size);
+        else
+                device_proxy_read(e->device, e->range, port, data, size);
+        return -1;
+}
+
+static int vm_mmio(void *userdata, unsigned vcpu, uint64_t addr, uint8_t *data, uint32_t len, bool is_write) {
+        struct vm *vm = userdata;
+        const struct address_map_entry *e;
+
+        e = address_map_find(&vm->map, PROTO_BUS_MMIO, addr, len);
+        if (!e) {
+                if (!is_write)
+                        memset(data, 0xff, len);
+                return -1;
+        }
+        if (is_write)
+                device_proxy_write(e->device, e->range, addr, data, len);
+        else
+                device_proxy_read(e->device, e->range, addr, data, len);
+        return -1;
+}
+
+static void vm_vcpu_stop(void *userdata, unsigned vcpu, enum vcpu_exit_kind kind, const char *detail) {
+        struct vm *vm = userdata;
+
+        pthread_mutex_lock(&vm->stop_lock);
+        if (!vm->stop_pending) {
+                vm->stop_pending = true;
+                vm->stop_kind = kind;
+                snprintf(vm->stop_detail, sizeof(vm->stop_detail), "%s", detail ?: "");
+                (void) eventfd_write(vm->stop_efd, 1);
+        }
+        pthread_mutex_unlock(&vm->stop_lock);
+}
+
+static const struct vcpu_ops vm_vcpu_ops = {
+        .pio = vm_pio,
+        .mmio = vm_mmio,
+        .stop = vm_vcpu_stop,
+};
+
+/* ---- main thread ---- */
+
+static void vm_release_kvm(struct vm *vm) {
+        for (unsigned i = 0; i < CONFIG_MAX_VCPUS; i++)
+                if (vm->vcpus[i]) {
+                        vcpu_free(vm->vcpus[i]);
+                        vm->vcpus[i] = NULL;
+                }
+        kvm_vm_destroy(&vm->kvm);
+        vm->stop_timer = sd_event_source_disable_unref(vm->stop_timer);
+        pthread_mutex_lock(&vm->stop_lock);
+        vm->stop_pending = false;
+        pthread_mutex_unlock(&vm->stop_lock);
+}
+
+/* Ends the running VM: every vCPU leaves the guest and is joined before the
+ * new state is published, so "stopped" means nothing runs any more. */
+static void vm_finish(struct vm *vm, enum vm_state state, const char *reason) {
+        vm_release_kvm(vm);
+        vm_set_state(vm, state, reason);
+}
+
+static int on_stop_event(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct vm *vm = userdata;
+        enum vcpu_exit_kind kind;
+        char detail[sizeof(vm->stop_detail)];
+        eventfd_t value;
+        bool pending;
+
+        (void) eventfd_read(fd, &value);
+        pthread_mutex_lock(&vm->stop_lock);
+        pending = vm->stop_pending;
+        kind = vm->stop_kind;
+        memcpy(detail, vm->stop_detail, sizeof(detail));
+        pthread_mutex_unlock(&vm->stop_lock);
+        if (!pending || (vm->state != VM_RUNNING && vm->state != VM_PAUSED))
+                return 0;
+
+        switch (kind) {
+        case VCPU_EXIT_POWEROFF:
+                vm_finish(vm, VM_STOPPED, "poweroff");
+                break;
+        case VCPU_EXIT_REBOOT:
+                vm_finish(vm, VM_STOPPED, "reboot");
+                if (vm->config.on_reboot == ON_REBOOT_RESTART && vm_start(vm, &error) < 0)
+                        vm_set_state(vm, VM_FAILED, error.message);
+                break;
+        case VCPU_EXIT_SHUTDOWN:
+                vm_finish(vm, VM_FAILED, "triple-fault");
+                break;
+        case VCPU_EXIT_INTERNAL_ERROR:
+        case VCPU_EXIT_FAILED:
+                vm_finish(vm, VM_FAILED, detail[0] ? detail : "vcpu-failed");
+                break;
+        }
+        return 0;
+}
+
+static int vm_attach_devices(struct vm *vm, sd_bus_error *error) {
+        int console_fd = -1, r;
+        bool console_taken = false;
+        char err[512];
+
+        r = console_new(vm->launcher->event, vm->name, &vm->console, &console_fd);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Failed to create the console: %s", strerror(-r));
+
+        for (size_t i = 0; i < vm->n_devices; i++) {
+                struct device_proxy *d = vm->devices[i];
+
+                r = device_proxy_activate(d, err, sizeof(err));
+                if (r < 0)
+                        break;
+                r = address_map_add_device(&vm->map, d, err, sizeof(err));
+                if (r < 0)
+                        break;
+                if (d->ranges.irq != 0) {
+                        if (d->ranges.irq >= 24) {
+                                snprintf(err, sizeof(err), "device %s (%s): IRQ %u is not an IOAPIC pin", d->object,
+                                         d->kind, d->ranges.irq);
+                                r = -EINVAL;
+                                break;
+                        }
+                        vm->irq_fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+                        if (vm->irq_fds[i] < 0) {
+                                r = -errno;
+                                snprintf(err, sizeof(err), "eventfd: %s", strerror(errno));
+                                break;
+                        }
+                        r = device_proxy_attach_fd(d, PROTO_FD_IRQ, 0, vm->irq_fds[i]);
+                        if (r < 0) {
+                                snprintf(err, sizeof(err), "device %s (%s) refused its IRQ fd", d->object, d->kind);
+                                break;
+                        }
+                }
+                /* The console goes to the first device that takes one. */
+                if (!console_taken && device_proxy_attach_fd(d, PROTO_FD_CONSOLE, 0, console_fd) >= 0)
+                        console_taken = true;
+        }
+        safe_close(console_fd);
+        if (r < 0)
+                return sd_bus_error_setf(error, POLYVM_ERROR_DEVICE_FAILED, "%s", err);
+        return 0;
+}
+
+static int vm_create_devices(struct vm *vm, sd_bus_error *error) {
+        _cleanup_(json_object_putp) json_object *root = NULL;
+        char err[256];
+        int r;
+
+        /* The parser has validated the text; this only tells a missing
+         * "devices" (defaults) from an empty list (none). */
+        r = json_parse_object(vm->config_text, &root, err, sizeof(err));
+        if (r < 0)
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err);
+        if (!json_object_object_get_ex(root, "devices", NULL)) {
+                for (size_t i = 0; i < ELEMENTSOF(default_devices); i++) {
+                        vm->config.devices[i].kind = strdup(default_devices[i]);
+                        vm->config.devices[i].config_json = strdup("{}");
+                        if (!vm->config.devices[i].kind || !vm->config.devices[i].config_json)
+                                return sd_bus_error_set_errno(error, -ENOMEM);
+                        vm->config.n_devices++;
+                }
+        }
+
+        for (size_t i = 0; i < vm->config.n_devices; i++) {
+                const struct device_config *dc = &vm->config.devices[i];
+                _cleanup_free_ char *object = NULL;
+                _cleanup_close_ int fd = -1;
+                pid_t pid;
+
+                r = devmgr_create_device(vm->launcher->bus, vm->name, dc->kind, dc->config_json, &object, &fd, &pid,
+                                         error);
+                if (r < 0)
+                        return r;
+                r = device_proxy_new(dc->kind, object, pid, fd, &vm->devices[i]);
+                if (r < 0) {
+                        devmgr_destroy_device(vm->launcher->bus, object);
+                        return sd_bus_error_set_errno(error, r);
+                }
+                TAKE_FD(fd);
+                vm->n_devices++;
+        }
+        return vm_attach_devices(vm, error);
+}
+
+static int vm_allocate_memory(struct vm *vm, sd_bus_error *error) {
+        int r;
+
+        r = memmgr_allocate(vm->launcher->bus, vm->name, vm->config.memory_bytes, &vm->memory_object, &vm->memfd,
+                            error);
+        if (r < 0)
+                return r;
+        vm->mem = mmap(NULL, vm->config.memory_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, vm->memfd, 0);
+        if (vm->mem == MAP_FAILED) {
+                vm->mem = NULL;
+                return sd_bus_error_setf(error, POLYVM_ERROR_NO_MEMORY, "Failed to map %" PRIu64 " bytes of guest memory: %s",
+                                         vm->config.memory_bytes, strerror(errno));
+        }
+        return 0;
+}
+
+int vm_create(struct launcher *l, const char *name, const char *config_text, sd_bus_error *error, struct vm **ret) {
+        struct vm *vm;
+        enum kernel_format format;
+        char err[512];
+        int r;
+
+        if (!vm_name_is_valid(name))
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS,
+                                         "name: \"%.64s%s\" is not a valid VM name (1..%d characters of A-Z a-z 0-9 _ . -, not starting with '.')",
+                                         name, strlen(name) > 64 ? "..." : "", CONFIG_NAME_MAX);
+        if (vm_find(l, name))
+                return sd_bus_error_setf(error, POLYVM_ERROR_VM_EXISTS, "A VM named %s exists already", name);
+
+        vm = calloc(1, sizeof(*vm));
+        if (!vm)
+                return sd_bus_error_set_errno(error, -ENOMEM);
+        vm->launcher = l;
+        vm->memfd = -1;
+        vm->stop_efd = -1;
+        vm->kvm.kvm_fd = vm->kvm.vm_fd = -1;
+        for (size_t i = 0; i < CONFIG_MAX_DEVICES; i++)
+                vm->irq_fds[i] = -1;
+        pthread_mutex_init(&vm->stop_lock, NULL);
+        pm_init(&vm->pm, vm_set_sci, vm);
+        vm->stop_reason = strdup("");
+        vm->name = strdup(name);
+        vm->config_text = strdup(config_text);
+        if (!vm->stop_reason || !vm->name || !vm->config_text ||
+            sd_bus_path_encode(VM_PATH_PREFIX, name, &vm->path) < 0) {
+                r = sd_bus_error_set_errno(error, -ENOMEM);
+                goto fail;
+        }
+
+        r = vm_config_parse(config_text, l->host_memory_bytes, &vm->config, err, sizeof(err));
+        if (r < 0) {
+                r = sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err);
+                goto fail;
+        }
+        r = loader_check(&vm->config, &format, err, sizeof(err));
+        if (r < 0) {
+                r = sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err);
+                goto fail;
+        }
+
+        vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (vm->stop_efd < 0) {
+                r = sd_bus_error_set_errno(error, -errno);
+                goto fail;
+        }
+        r = sd_event_add_io(l->event, &vm->stop_source, vm->stop_efd, EPOLLIN, on_stop_event, vm);
+        if (r < 0) {
+                r = sd_bus_error_set_errno(error, r);
+                goto fail;
+        }
+
+        r = vm_allocate_memory(vm, error);
+        if (r < 0)
+                goto fail;
+        r = vm_create_devices(vm, error);
+        if (r < 0)
+                goto fail;
+
+        vm->next = l->vms;
+        l->vms = vm;
+        vm->announced = true;
+        (void) sd_bus_emit_object_added(l->bus, vm->path);
+        log_info("Created VM %s (%u vCPUs, %" PRIu64 " MiB, %s kernel %s, %zu devices).", name, vm->config.vcpus,
+                 vm->config.memory_bytes >> 20, format == KERNEL_BZIMAGE ? "bzImage" : "PVH ELF", vm->config.kernel,
+                 vm->n_devices);
+        *ret = vm;
+        return 0;
+
+fail:
+        vm_destroy(vm);
+        return r;
+}
+
+int vm_start(struct vm *vm, sd_bus_error *error) {
+        struct boot_entry entry;
+        uint64_t rsdp;
+        char err[512];
+        int r;
+
+        if (vm->state == VM_RUNNING || vm->state == VM_PAUSED)
+                return sd_bus_error_setf(error, POLYVM_ERROR_ALREADY_ACTIVE, "VM %s is %s already", vm->name,
+                                         vm_state_to_string(vm->state));
+
+        /* A restart boots from clean memory, like a real machine's reset. */
+        if (vm->starts > 0 &&
+            fallocate(vm->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t) vm->config.memory_bytes) < 0)
+                return sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "Failed to clear guest memory: %s", strerror(errno));
+
+        r = kvm_vm_create(vm->mem, vm->config.memory_bytes, &vm->kvm, err, sizeof(err));
+        if (r < 0)
+                return sd_bus_error_setf(error,
+                                         r == -ENOENT || r == -EACCES || r == -ENOTSUP ? POLYVM_ERROR_KVM_UNAVAILABLE
+                                                                                       : POLYVM_ERROR_FAILED,
+                                         "%s", err);
+
+        r = acpi_build(vm->mem, vm->config.memory_bytes, vm->config.vcpus, &rsdp);
+        if (r < 0) {
+                r = sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "Failed to build ACPI tables: %s", strerror(-r));
+                goto fail;
+        }
+        r = loader_load(&vm->config, vm->mem, rsdp, &entry, err, sizeof(err));
+        if (r < 0) {
+                r = sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err);
+                goto fail;
+        }
+
+        for (size_t i = 0; i < vm->n_devices; i++) {
+                if (vm->irq_fds[i] < 0)
+                        continue;
+                r = kvm_vm_irqfd(&vm->kvm, vm->irq_fds[i], vm->devices[i]->ranges.irq);
+                if (r < 0) {
+                        r = sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "KVM_IRQFD for device %s: %s",
+                                              vm->devices[i]->object, strerror(-r));
+                        goto fail;
+                }
+        }
+
+        for (unsigned i = 0; i < vm->config.vcpus; i++) {
+                char path[512];
+
+                r = vcpu_new(vm->kvm.kvm_fd, vm->kvm.vm_fd, i, vm->config.vcpus, &entry, vm->mem,
+                             vm->config.memory_bytes, &vm_vcpu_ops, vm, &vm->vcpus[i]);
+                if (r < 0) {
+                        r = sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "Failed to create vCPU %u: %s", i,
+                                              strerror(-r));
+                        goto fail;
+                }
+                snprintf(path, sizeof(path), "%s/vcpu/%u", vm->path, i);
+                r = vcpu_bus_add(vm->vcpus[i], vm->launcher->bus, path);
+                if (r < 0) {
+                        r = sd_bus_error_set_errno(error, r);
+                        goto fail;
+                }
+        }
+
+        vm->starts++;
+        vm_set_state(vm, VM_RUNNING, "");
+        for (unsigned i = 0; i < vm->config.vcpus; i++) {
+                r = vcpu_start(vm->vcpus[i]);
+                if (r < 0) {
+                        vm_finish(vm, VM_FAILED, "failed to start a vCPU thread");
+                        return sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "Failed to start vCPU %u: %s", i,
+                                                 strerror(-r));
+                }
+        }
+        return 0;
+
+fail:
+        vm_release_kvm(vm);
+        return r;
+}
+
+static int vm_require_active(struct vm *vm, sd_bus_error *error) {
+        if (vm->state != VM_RUNNING && vm->state != VM_PAUSED)
+                return sd_bus_error_setf(error, POLYVM_ERROR_NOT_RUNNING, "VM %s is %s, not running", vm->name,
+                                         vm_state_to_string(vm->state));
+        return 0;
+}
+
+static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct vm *vm = userdata;
+
+        log_warning("VM %s did not power off within %llu s of Stop(), killing it.", vm->name,
+                    VM_STOP_TIMEOUT_USEC / 1000000ULL);
+        vm_finish(vm, VM_STOPPED, "stop-timeout");
+        return 0;
+}
+
+int vm_stop(struct vm *vm, sd_bus_error *error) {
+        int r;
+
+        r = vm_require_active(vm, error);
+        if (r < 0)
+                return r;
+        if (vm->state == VM_PAUSED) {
+                vm_finish(vm, VM_STOPPED, "stopped-while-paused");
+                return 0;
+        }
+        if (!pm_press_power_button(&vm->pm))
+                log_info("VM %s has not enabled the ACPI power button; it will be killed after the timeout.",
+                         vm->name);
+        if (!vm->stop_timer) {
+                r = sd_event_add_time_relative(vm->launcher->event, &vm->stop_timer, CLOCK_MONOTONIC,
+                                               VM_STOP_TIMEOUT_USEC, 0, on_stop_timeout, vm);
+                if (r < 0)
+                        return sd_bus_error_set_errno(error, r);
+        }
+        return 0;
+}
+
+int vm_kill(struct vm *vm, sd_bus_error *error) {
+        int r;
+
+        r = vm_require_active(vm, error);
+        if (r < 0)
+                return r;
+        vm_finish(vm, VM_STOPPED, "killed");
+        return 0;
+}
+
+int vm_pause(struct vm *vm, sd_bus_error *error) {
+        if (vm->state != VM_RUNNING)
+                return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE, "VM %s is %s; only a running VM can be paused",
+                                         vm->name, vm_state_to_string(vm->state));
+        for (unsigned i = 0; i < vm->config.vcpus; i++)
+                vcpu_pause(vm->vcpus[i]);
+        vm_set_state(vm, VM_PAUSED, NULL);
+        return 0;
+}
+
+int vm_resume(struct vm *vm, sd_bus_error *error) {
+        if (vm->state != VM_PAUSED)
+                return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE, "VM %s is %s; only a paused VM can be resumed",
+                                         vm->name, vm_state_to_string(vm->state));
+        for (unsigned i = 0; i < vm->config.vcpus; i++)
+                vcpu_resume(vm->vcpus[i]);
+        vm_set_state(vm, VM_RUNNING, NULL);
+        return 0;
+}
+
+int vm_open_console(struct vm *vm, int *ret_fd, sd_bus_error *error) {
+        int r;
+
+        r = console_open_client(vm->console, ret_fd);
+        if (r < 0)
+                return sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "Failed to open the console of %s: %s", vm->name,
+                                         strerror(-r));
+        return 0;
+}
+
+void vm_destroy(struct vm *vm) {
+        struct launcher *l = vm->launcher;
+
+        vm_release_kvm(vm);
+        if (vm->announced)
+                (void) sd_bus_emit_object_removed(l->bus, vm->path);
+
+        for (struct vm **p = &l->vms; *p; p = &(*p)->next)
+                if (*p == vm) {
+                        *p = vm->next;
+                        break;
+                }
+
+        for (size_t i = 0; i < vm->n_devices; i++) {
+                char *object = strdup(vm->devices[i]->object);
+                device_proxy_free(vm->devices[i]);
+                if (object)
+                        devmgr_destroy_device(l->bus, object);
+                free(object);
+                safe_close(vm->irq_fds[i]);
+        }
+        console_free(vm->console);
+        if (vm->mem)
+                munmap(vm->mem, vm->config.memory_bytes);
+        safe_close(vm->memfd);
+        if (vm->memory_object)
+                memmgr_free(l->bus, vm->name);
+
+        sd_event_source_disable_unref(vm->stop_source);
+        safe_close(vm->stop_efd);
+        pm_done(&vm->pm);
+        pthread_mutex_destroy(&vm->stop_lock);
+        vm_config_done(&vm->config);
+        if (vm->announced)
+                log_info("Destroyed VM %s.", vm->name);
+        free(vm->memory_object);
+        free(vm->path);
+        free(vm->name);
+        free(vm->config_text);
+        free(vm->stop_reason);
+        free(vm);
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* One VM: its configuration, guest memory (from memmgr), devices (from
+ * devmgr), console, and while it runs the KVM VM and its vCPUs. Everything
+ * here runs on the launcher's main thread except the callbacks the vCPU
+ * threads make (vm_pio, vm_mmio, vm_vcpu_stop), which only touch what is
+ * read-only while vCPUs run or is locked. */
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "address-map.h"
+#include "config.h"
+#include "console.h"
+#include "kvm-vm.h"
+#include "pm.h"
+#include "vcpu.h"
+
+enum vm_state {
+        VM_CREATED,
+        VM_RUNNING,
+        VM_PAUSED,
+        VM_STOPPED,
+        VM_FAILED,
+};
+
+#define VM_STOP_TIMEOUT_USEC (10ULL * 1000 * 1000)
+
+struct launcher {
+        sd_bus *bus;
+        sd_event *event;
+        struct vm *vms;
+        uint64_t host_memory_bytes;
+};
+
+struct vm {
+        struct launcher *launcher;
+        struct vm *next;
+        char *name;
+        char *path;
+        char *config_text;
+        struct vm_config config;
+        enum vm_state state;
+        char *stop_reason;
+        unsigned starts;
+        bool announced; /* linked in launcher->vms and on the bus */
+
+        char *memory_object;
+        int memfd;
+        void *mem;
+
+        struct device_proxy *devices[CONFIG_MAX_DEVICES];
+        int irq_fds[CONFIG_MAX_DEVICES];
+        size_t n_devices;
+        struct address_map map;
+        struct console *console;
+        struct pm pm;
+
+        struct kvm_vm kvm;
+        struct vcpu *vcpus[CONFIG_MAX_VCPUS];
+
+        /* A vCPU thread asks the main thread to end the VM through this. */
+        pthread_mutex_t stop_lock;
+        bool stop_pending;
+        enum vcpu_exit_kind stop_kind;
+        char stop_detail[256];
+        int stop_efd;
+        sd_event_source *stop_source;
+        sd_event_source *stop_timer;
+};
+
+const char *vm_state_to_string(enum vm_state s);
+struct vm *vm_find(struct launcher *l, const char *name);
+
+/* Each sets error (a named org.polyvm.Error) and returns < 0 on failure. */
+int vm_create(struct launcher *l, const char *name, const char *config_text, sd_bus_error *error, struct vm **ret);
+int vm_start(struct vm *vm, sd_bus_error *error);
+int vm_stop(struct vm *vm, sd_bus_error *error);
+int vm_kill(struct vm *vm, sd_bus_error *error);
+int vm_pause(struct vm *vm, sd_bus_error *error);
+int vm_resume(struct vm *vm, sd_bus_error *error);
+int vm_open_console(struct vm *vm, int *ret_fd, sd_bus_error *error);
+void vm_destroy(struct vm *vm);

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* polyvm-memmgr: guest memory for every VM, as sealed memfds (docs/memmgr.md). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-util.h"
+#include "log.h"
+#include "manager.h"
+
+static void help(void) {
+        printf("Usage: polyvm-memmgr [--bus=system|user|ADDRESS]\n\n"
+               "Serves %s: guest memory as sealed memfds.\n"
+               "Without --bus: $POLYVM_BUS_ADDRESS, else the system bus.\n", MEMMGR_BUS_NAME);
+}
+
+int main(int argc, char **argv) {
+        _cleanup_(manager_freep) struct manager *m = NULL;
+        int r;
+
+        log_set_ident("polyvm-memmgr");
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+                        help();
+                        return EXIT_SUCCESS;
+                }
+                if (strncmp(argv[i], "--bus=", 6) != 0) {
+                        fprintf(stderr, "polyvm-memmgr: unknown argument '%s' (see --help)\n", argv[i]);
+                        return 2;
+                }
+        }
+
+        r = manager_new(&m);
+        if (r < 0)
+                return EXIT_FAILURE;
+        r = bus_service_main(bus_spec_from_args(argc, argv), MEMMGR_BUS_NAME, manager_setup_bus, m);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Boots polyvm-testguest through the real launcher, devmgr and memmgr on a
+ * private bus and talks to its shell over OpenConsole. Needs /dev/kvm: on a
+ * host without it this fails loudly, it never passes by skipping. */
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "loader-x86.h"
+
+#define LAUNCHER "org.polyvm.Launcher1"
+#define LAUNCHER_PATH "/org/polyvm/Launcher1"
+#define VM1 "org.polyvm.Vm1"
+#define BOOT_TIMEOUT_MS (120 * 1000)
+#define COMMAND_TIMEOUT_MS (30 * 1000)
+
+static struct harness h;
+
+struct guest {
+        char *name;
+        char *path;
+        int console;
+        GString *log;
+        size_t pos;
+};
+
+static uint64_t usable_ram(uint64_t memory_bytes) {
+        struct e820_entry e[E820_MAX_ENTRIES];
+        size_t n = e820_build(memory_bytes, e, E820_MAX_ENTRIES);
+        uint64_t sum = 0;
+
+        for (size_t i = 0; i < n; i++)
+                if (e[i].type == E820_RAM)
+                        sum += e[i].size;
+        return sum;
+}
+
+static void guest_boot(struct guest *g, const char *name, const char *image, unsigned vcpus, unsigned mib,
+                       const char *cmdline) {
+        g_autofree char *kernel = harness_build_path(image);
+        g_autofree char *config = NULL, *err = NULL, *message = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        int fd;
+
+        memset(g, 0, sizeof(*g));
+        g->name = g_strdup(name);
+        g->log = g_string_new(NULL);
+        g_assert_cmpint(sd_bus_path_encode(LAUNCHER_PATH "/vm", name, &g->path), >=, 0);
+
+        config = g_strdup_printf("{\"kernel\": \"%s\", \"vcpus\": %u, \"memory_mib\": %u, \"cmdline\": \"%s\"}",
+                                 kernel, vcpus, mib, cmdline ?: "console=ttyS0");
+        err = harness_call_error(&h, LAUNCHER, LAUNCHER_PATH, LAUNCHER, "CreateVm", &message, "ss", name, config);
+        if (err)
+                g_error("CreateVm %s: %s: %s", name, err, message);
+
+        g_assert_cmpint(sd_bus_call_method(h.bus, LAUNCHER, g->path, VM1, "OpenConsole", &error, &reply, ""), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "h", &fd), >=, 0);
+        g->console = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        g_assert_cmpint(g->console, >=, 0);
+        sd_bus_message_unref(reply);
+
+        g_clear_pointer(&err, g_free);
+        g_clear_pointer(&message, g_free);
+        err = harness_call_error(&h, LAUNCHER, g->path, VM1, "Start", &message, NULL);
+        if (err)
+                g_error("Start %s: %s: %s", name, err, message);
+        sd_bus_error_free(&error);
+}
+
+static void guest_expect(struct guest *g, const char *needle, int timeout_ms) {
+        if (!harness_expect(g->console, g->log, &g->pos, needle, timeout_ms)) {
+                g_autofree char *reason = harness_get_string(&h, LAUNCHER, g->path, VM1, "StopReason");
+                g_autofree char *state = harness_get_string(&h, LAUNCHER, g->path, VM1, "State");
+                g_error("VM %s: \"%s\" did not appear within %d ms (state %s, reason \"%s\"); console:\n%s", g->name,
+                        needle, timeout_ms, state, reason, g->log->str);
+        }
+}
+
+static void guest_command(struct guest *g, const char *command) {
+        g_autofree char *line = g_strdup_printf("%s\n", command);
+
+        guest_expect(g, "tg> ", COMMAND_TIMEOUT_MS);
+        g_assert_cmpint(send(g->console, line, strlen(line), MSG_NOSIGNAL), ==, (ssize_t) strlen(line));
+}
+
+static void guest_destroy(struct guest *g) {
+        g_autofree char *err = harness_call_error(&h, LAUNCHER, LAUNCHER_PATH, LAUNCHER, "DestroyVm", NULL, "s",
+                                                  g->name);
+        g_assert_null(err);
+        close(g->console);
+        g_string_free(g->log, TRUE);
+        free(g->path);
+        g_free(g->name);
+}
+
+static void assert_stopped(struct guest *g, const char *state, const char *reason) {
+        g_autofree char *got = NULL;
+
+        if (!harness_wait_property(&h, LAUNCHER, g->path, VM1, "State", state, COMMAND_TIMEOUT_MS)) {
+                g_autofree char *s = harness_get_string(&h, LAUNCHER, g->path, VM1, "State");
+                g_error("VM %s: state %s, expected %s; console:\n%s", g->name, s, state, g->log->str);
+        }
+        got = harness_get_string(&h, LAUNCHER, g->path, VM1, "StopReason");
+        g_assert_cmpstr(got, ==, reason);
+}
+
+struct boot_case {
+        const char *image;
+        unsigned vcpus;
+};
+
+/* Marker, CPU count and usable RAM as the config says, then ACPI S5. */
+static void test_boot_and_poweroff(gconstpointer data) {
+        const struct boot_case *c = data;
+        g_autofree char *name = g_strdup_printf("boot-%u-%s", c->vcpus, strchr(c->image, '.') ? "pvh" : "bzimage");
+        g_autofree char *cpus = g_strdup_printf("cpus: %u\n", c->vcpus);
+        g_autofree char *mem = g_strdup_printf("mem: %" PRIu64 "\n", usable_ram(128ULL << 20));
+        struct guest g;
+
+        guest_boot(&g, name, c->image, c->vcpus, 128, "console=ttyS0");
+        guest_expect(&g, "POLYVM-GUEST-READY", BOOT_TIMEOUT_MS);
+        guest_command(&g, "cpus");
+        guest_expect(&g, cpus, COMMAND_TIMEOUT_MS);
+        guest_command(&g, "mem");
+        guest_expect(&g, mem, COMMAND_TIMEOUT_MS);
+        guest_command(&g, "acpi");
+        guest_expect(&g, "APIC", COMMAND_TIMEOUT_MS);
+        guest_command(&g, "poweroff");
+        assert_stopped(&g, "stopped", "poweroff");
+        guest_destroy(&g);
+}
+
+static void test_reboot_stops_with_reason_reboot(void) {
+        struct guest g;
+
+        guest_boot(&g, "reboot", "guest/polyvm-testguest.elf", 1, 64, "console=ttyS0");
+        guest_expect(&g, "POLYVM-GUEST-READY", BOOT_TIMEOUT_MS);
+        guest_command(&g, "reboot");
+        assert_stopped(&g, "stopped", "reboot");
+        guest_destroy(&g);
+}
+
+static void test_cmdline_poweroff(void) {
+        struct guest g;
+
+        guest_boot(&g, "autopoweroff", "guest/polyvm-testguest", 2, 64, "console=ttyS0 tg.poweroff=1");
+        guest_expect(&g, "POLYVM-GUEST-READY", BOOT_TIMEOUT_MS);
+        assert_stopped(&g, "stopped", "poweroff");
+        guest_destroy(&g);
+}
+
+/* Pause, Resume, Kill, then DestroyVm: no vCPU thread, device or memory left. */
+static void test_kill_and_destroy_leave_nothing(void) {
+        g_autofree char *err = NULL;
+        g_autofree char *task_dir = NULL;
+        pid_t launcher = harness_name_pid(&h, LAUNCHER);
+        guint threads_before, threads_after;
+        struct guest g;
+        GDir *dir;
+
+        task_dir = g_strdup_printf("/proc/%d/task", (int) launcher);
+        dir = g_dir_open(task_dir, 0, NULL);
+        g_assert_nonnull(dir);
+        for (threads_before = 0; g_dir_read_name(dir); threads_before++)
+                ;
+        g_dir_close(dir);
+
+        guest_boot(&g, "killme", "guest/polyvm-testguest.elf", 4, 64, "console=ttyS0");
+        guest_expect(&g, "POLYVM-GUEST-READY", BOOT_TIMEOUT_MS);
+        err = harness_call_error(&h, LAUNCHER, g.path, VM1, "Pause", NULL, NULL);
+        g_assert_null(err);
+        g_assert_true(harness_wait_property(&h, LAUNCHER, g.path, VM1, "State", "paused", 5000));
+        err = harness_call_error(&h, LAUNCHER, g.path, VM1, "Resume", NULL, NULL);
+        g_assert_null(err);
+        guest_command(&g, "cpus");
+        guest_expect(&g, "cpus: 4", COMMAND_TIMEOUT_MS);
+        err = harness_call_error(&h, LAUNCHER, g.path, VM1, "Kill", NULL, NULL);
+        g_assert_null(err);
+        assert_stopped(&g, "stopped", "killed");
+        guest_destroy(&g);
+
+        dir = g_dir_open(task_dir, 0, NULL);
+        for (threads_after = 0; g_dir_read_name(dir); threads_after++)
+                ;
+        g_dir_close(dir);
+        g_assert_cmpuint(threads_after, ==, threads_before);
+}
+
+int main(int argc, char **argv) {
+        static const struct boot_case cases[] = {
+                { "guest/polyvm-testguest.elf", 1 }, { "guest/polyvm-testguest.elf", 2 },
+                { "guest/polyvm-testguest.elf", 4 }, { "guest/polyvm-testguest", 1 },
+                { "guest/polyvm-testguest", 2 },     { "guest/polyvm-testguest", 4 },
+        };
+        int r;
+
+        g_test_init(&argc, &argv, NULL);
+        if (access("/dev/kvm", R_OK | W_OK) < 0) {
+                fprintf(stderr, "\n*** FAIL: the guest tests need /dev/kvm, which this host does not have (%m).\n"
+                                "*** No guest was booted; this is a failure, not a skip.\n\n");
+                printf("Bail out! /dev/kvm missing\n");
+                return 1;
+        }
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autofree char *path = g_strdup_printf("/guest/boot-and-poweroff/%s/%u-vcpus",
+                                                        strchr(cases[i].image, '.') ? "pvh" : "bzimage",
+                                                        cases[i].vcpus);
+                g_test_add_data_func(path, &cases[i], test_boot_and_poweroff);
+        }
+        g_test_add_func("/guest/reboot-stops-with-reason-reboot", test_reboot_stops_with_reason_reboot);
+        g_test_add_func("/guest/cmdline-poweroff", test_cmdline_poweroff);
+        g_test_add_func("/guest/kill-and-destroy-leave-nothing", test_kill_and_destroy_leave_nothing);
+
+        harness_start(&h);
+        r = g_test_run();
+        harness_stop(&h);
+        return r;
+}

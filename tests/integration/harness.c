@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bus-util.h"
+#include "harness.h"
+
+char *harness_build_path(const char *relative) {
+        const char *root = g_getenv("POLYVM_BUILD_ROOT");
+
+        g_assert_nonnull(root);
+        return g_build_filename(root, relative, NULL);
+}
+
+void harness_start(struct harness *h) {
+        g_autofree char *conf = harness_build_path("dbus/polyvm-bus.conf");
+        g_autoptr(GError) error = NULL;
+        char *argv[] = { "dbus-daemon", "--nofork", "--print-address", "--config-file", conf, NULL };
+        int out_fd;
+        char buf[512];
+        size_t n = 0;
+        int r;
+
+        memset(h, 0, sizeof(*h));
+        g_assert_true(g_file_test(conf, G_FILE_TEST_EXISTS));
+        g_assert_true(g_spawn_async_with_pipes(NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD,
+                                               NULL, NULL, &h->daemon_pid, NULL, &out_fd, NULL, &error));
+        g_assert_no_error(error);
+
+        /* The daemon prints its address once it listens. */
+        while (n < sizeof(buf) - 1) {
+                ssize_t k = read(out_fd, buf + n, 1);
+                g_assert_cmpint(k, ==, 1);
+                if (buf[n] == '\n')
+                        break;
+                n++;
+        }
+        buf[n] = 0;
+        close(out_fd);
+        h->address = g_strdup(buf);
+        g_assert_cmpuint(strlen(h->address), >, 0);
+
+        r = bus_open(h->address, &h->bus);
+        g_assert_cmpint(r, >=, 0);
+}
+
+void harness_stop(struct harness *h) {
+        int status;
+
+        if (h->bus)
+                h->bus = sd_bus_flush_close_unref(h->bus);
+        if (h->daemon_pid > 0) {
+                kill(h->daemon_pid, SIGTERM);
+                (void) waitpid(h->daemon_pid, &status, 0);
+                g_spawn_close_pid(h->daemon_pid);
+                h->daemon_pid = 0;
+        }
+        g_clear_pointer(&h->address, g_free);
+}
+
+pid_t harness_name_pid(struct harness *h, const char *name) {
+        sd_bus_creds *creds = NULL;
+        pid_t pid = 0;
+
+        if (sd_bus_get_name_creds(h->bus, name, SD_BUS_CREDS_PID, &creds) < 0)
+                return 0;
+        if (sd_bus_creds_get_pid(creds, &pid) < 0)
+                pid = 0;
+        sd_bus_creds_unref(creds);
+        return pid;
+}
+
+gboolean harness_pid_alive(pid_t pid) {
+        g_autofree char *path = g_strdup_printf("/proc/%d/stat", (int) pid);
+        g_autofree char *stat = NULL;
+        const char *p;
+
+        if (!g_file_get_contents(path, &stat, NULL, NULL))
+                return FALSE;
+        p = strrchr(stat, ')');
+        return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+gboolean harness_wait_pid_gone(pid_t pid, int timeout_ms) {
+        for (int waited = 0; waited < timeout_ms; waited += 20) {
+                if (!harness_pid_alive(pid))
+                        return TRUE;
+                g_usleep(20 * 1000);
+        }
+        return !harness_pid_alive(pid);
+}
+
+gboolean harness_expect(int fd, GString *log, size_t *pos, const char *needle, int timeout_ms) {
+        gint64 deadline = g_get_monotonic_time() + (gint64) timeout_ms * 1000;
+
+        for (;;) {
+                const char *hit = strstr(log->str + *pos, needle);
+                struct pollfd pfd = { .fd = fd, .events = POLLIN };
+                gint64 left;
+                char buf[4096];
+                ssize_t n;
+
+                if (hit) {
+                        *pos = (size_t) (hit - log->str) + strlen(needle);
+                        return TRUE;
+                }
+                left = (deadline - g_get_monotonic_time()) / 1000;
+                if (left <= 0)
+                        return FALSE;
+                if (poll(&pfd, 1, (int) left) <= 0)
+                        continue;
+                n = read(fd, buf, sizeof(buf));
+                if (n <= 0)
+                        return strstr(log->str + *pos, needle) != NULL;
+                g_string_append_len(log, buf, n);
+        }
+}
+
+char *harness_call_error(struct harness *h, const char *dest, const char *path, const char *iface,
+                         const char *member, char **message, const char *types, ...) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL, *reply = NULL;
+        char *name = NULL;
+        va_list ap;
+        int r;
+
+        r = sd_bus_message_new_method_call(h->bus, &m, dest, path, iface, member);
+        g_assert_cmpint(r, >=, 0);
+        if (types) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+                g_assert_cmpint(r, >=, 0);
+        }
+        r = sd_bus_call(h->bus, m, 60 * 1000 * 1000, &error, &reply);
+        if (r < 0) {
+                name = g_strdup(error.name ?: "(none)");
+                if (message)
+                        *message = g_strdup(error.message ?: "");
+        } else if (message)
+                *message = NULL;
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(m);
+        sd_bus_message_unref(reply);
+        return name;
+}
+
+char *harness_get_string(struct harness *h, const char *dest, const char *path, const char *iface,
+                         const char *property) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char *value = NULL, *copy;
+        int r;
+
+        r = sd_bus_get_property_string(h->bus, dest, path, iface, property, &error, &value);
+        sd_bus_error_free(&error);
+        if (r < 0)
+                return NULL;
+        copy = g_strdup(value);
+        free(value);
+        return copy;
+}
+
+gboolean harness_wait_property(struct harness *h, const char *dest, const char *path, const char *iface,
+                               const char *property, const char *value, int timeout_ms) {
+        for (int waited = 0;; waited += 50) {
+                g_autofree char *v = harness_get_string(h, dest, path, iface, property);
+                if (v && strcmp(v, value) == 0)
+                        return TRUE;
+                if (waited >= timeout_ms)
+                        return FALSE;
+                g_usleep(50 * 1000);
+        }
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* A private bus for one integration test: a real dbus-daemon started from
+ * build/dbus/polyvm-bus.conf, on which the real services are activated. */
+
+#include <glib.h>
+#include <systemd/sd-bus.h>
+
+struct harness {
+        GPid daemon_pid;
+        char *address; /* give it to clients as --bus=ADDRESS */
+        sd_bus *bus;
+};
+
+/* Starts the daemon and connects h->bus; fails the test on any error. */
+void harness_start(struct harness *h);
+
+/* Disconnects and stops the daemon; activated services exit with their bus. */
+void harness_stop(struct harness *h);
+
+/* Path of a file in the build tree (POLYVM_BUILD_ROOT), e.g. "guest/polyvm-testguest". */
+char *harness_build_path(const char *relative);
+
+/* pid of the process owning name on h's bus, or 0 if none. */
+pid_t harness_name_pid(struct harness *h, const char *name);
+
+/* Whether /proc/<pid> exists and is not a zombie. */
+gboolean harness_pid_alive(pid_t pid);
+
+/* Waits up to timeout_ms for pid to be gone; returns whether it is. */
+gboolean harness_wait_pid_gone(pid_t pid, int timeout_ms);
+
+/* Reads from fd (appending to *log) until needle appears after position
+ * *pos of the log or timeout_ms passes; returns whether it appeared and
+ * moves *pos past it. */
+gboolean harness_expect(int fd, GString *log, size_t *pos, const char *needle, int timeout_ms);
+
+/* Calls a method returning nothing; returns the D-Bus error name or NULL.
+ * The caller frees *message if non-NULL. */
+char *harness_call_error(struct harness *h, const char *dest, const char *path, const char *iface,
+                         const char *member, char **message, const char *types, ...);
+
+/* Property of a polyvm object as a newly allocated string ("s" properties). */
+char *harness_get_string(struct harness *h, const char *dest, const char *path, const char *iface,
+                         const char *property);
+
+/* Waits until the string property equals value; returns whether it did. */
+gboolean harness_wait_property(struct harness *h, const char *dest, const char *path, const char *iface,
+                               const char *property, const char *value, int timeout_ms);

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <glib.h>
+#include <string.h>
+
+#include "config.h"
+#include "layout.h"
+
+#define HOST_RAM (8ULL << 30)
+
+static void assert_rejected(const char *json, uint64_t host, const char *expected_message) {
+        struct vm_config c = {};
+        char err[512] = "";
+        int r;
+
+        r = vm_config_parse(json, host, &c, err, sizeof(err));
+        if (r != -EINVAL || strstr(err, expected_message) == NULL)
+                g_error("config %s: expected -EINVAL with \"%s\", got %d \"%s\"", json, expected_message, r, err);
+}
+
+static void test_full_config_is_parsed(void) {
+        struct vm_config c = {};
+        char err[512] = "";
+        const char *json =
+                "{\"vcpus\": 2, \"memory_mib\": 512, \"kernel\": \"/boot/vmlinuz\", \"initrd\": \"/boot/initrd\","
+                " \"cmdline\": \"console=ttyS0 quiet\", \"on_reboot\": \"restart\","
+                " \"devices\": [{\"kind\": \"serial\"}, {\"kind\": \"rtc\", \"extra\": [1, 2]}]}";
+
+        g_assert_cmpint(vm_config_parse(json, HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        g_assert_cmpuint(c.vcpus, ==, 2);
+        g_assert_cmpuint(c.memory_bytes, ==, 512ULL << 20);
+        g_assert_cmpstr(c.kernel, ==, "/boot/vmlinuz");
+        g_assert_cmpstr(c.initrd, ==, "/boot/initrd");
+        g_assert_cmpstr(c.cmdline, ==, "console=ttyS0 quiet");
+        g_assert_cmpint(c.on_reboot, ==, ON_REBOOT_RESTART);
+        g_assert_cmpuint(c.n_devices, ==, 2);
+        g_assert_cmpstr(c.devices[0].kind, ==, "serial");
+        g_assert_cmpstr(c.devices[1].kind, ==, "rtc");
+        /* The device keeps its own fields for devmgr; the kind travels apart. */
+        g_assert_nonnull(strstr(c.devices[1].config_json, "\"extra\":[1,2]"));
+        g_assert_null(strstr(c.devices[1].config_json, "kind"));
+        vm_config_done(&c);
+        g_assert_null(c.kernel);
+}
+
+static void test_defaults_apply_when_fields_are_absent(void) {
+        struct vm_config c = {};
+        char err[512] = "";
+
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\"}", HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        g_assert_cmpuint(c.vcpus, ==, 1);
+        g_assert_cmpuint(c.memory_bytes, ==, (uint64_t) CONFIG_DEFAULT_MEMORY_MIB << 20);
+        g_assert_null(c.initrd);
+        g_assert_null(c.cmdline);
+        g_assert_cmpuint(c.n_devices, ==, 0);
+        g_assert_cmpint(c.on_reboot, ==, ON_REBOOT_STOP);
+        vm_config_done(&c);
+}
+
+static void test_host_memory_zero_means_no_host_bound(void) {
+        struct vm_config c = {};
+        char err[512] = "";
+
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\", \"memory_mib\": 65536}", 0, &c, err, sizeof(err)), ==, 0);
+        g_assert_cmpuint(c.memory_bytes, ==, LAYOUT_MAX_MEMORY);
+        vm_config_done(&c);
+}
+
+static void test_malformed_json_is_rejected(void) {
+        assert_rejected("{\"kernel\": \"/k\"", HOST_RAM, "config: not valid JSON");
+        assert_rejected("", HOST_RAM, "config: not valid JSON");
+        assert_rejected("{\"kernel\": \"/k\"} x", HOST_RAM, "config: trailing data");
+        assert_rejected("[1, 2]", HOST_RAM, "config: must be a JSON object");
+}
+
+static void test_unknown_field_is_rejected(void) {
+        assert_rejected("{\"kernel\": \"/k\", \"vcpu\": 2}", HOST_RAM, "config.vcpu: unknown field");
+}
+
+static void test_missing_kernel_is_rejected(void) {
+        assert_rejected("{\"vcpus\": 2}", HOST_RAM, "config.kernel: missing required field");
+}
+
+static void test_relative_kernel_is_rejected(void) {
+        assert_rejected("{\"kernel\": \"vmlinuz\"}", HOST_RAM, "config.kernel: \"vmlinuz\" must be an absolute path");
+        assert_rejected("{\"kernel\": \"\"}", HOST_RAM, "config.kernel: \"\" must be an absolute path");
+        assert_rejected("{\"kernel\": \"/k\", \"initrd\": \"initrd.img\"}", HOST_RAM,
+                        "config.initrd: \"initrd.img\" must be an absolute path");
+        assert_rejected("{\"kernel\": \"/k\\u0000x\"}", HOST_RAM, "config.kernel: must not contain a NUL");
+}
+
+static void test_wrong_types_are_rejected(void) {
+        assert_rejected("{\"kernel\": 5}", HOST_RAM, "config.kernel: must be a string, not int");
+        assert_rejected("{\"kernel\": \"/k\", \"vcpus\": \"2\"}", HOST_RAM, "config.vcpus: must be an integer, not string");
+        assert_rejected("{\"kernel\": \"/k\", \"vcpus\": 1.5}", HOST_RAM, "config.vcpus: must be an integer, not double");
+        assert_rejected("{\"kernel\": \"/k\", \"memory_mib\": true}", HOST_RAM, "config.memory_mib: must be an integer");
+        assert_rejected("{\"kernel\": \"/k\", \"devices\": {}}", HOST_RAM, "config.devices: must be an array, not object");
+        assert_rejected("{\"kernel\": \"/k\", \"cmdline\": []}", HOST_RAM, "config.cmdline: must be a string, not array");
+        assert_rejected("{\"kernel\": \"/k\", \"on_reboot\": 1}", HOST_RAM, "config.on_reboot: must be a string");
+}
+
+static void test_vcpus_out_of_range_are_rejected(void) {
+        assert_rejected("{\"kernel\": \"/k\", \"vcpus\": 0}", HOST_RAM, "config.vcpus: 0 is out of range 1..16");
+        assert_rejected("{\"kernel\": \"/k\", \"vcpus\": 1000}", HOST_RAM, "config.vcpus: 1000 is out of range 1..16");
+        assert_rejected("{\"kernel\": \"/k\", \"vcpus\": -1}", HOST_RAM, "config.vcpus: -1 is out of range 1..16");
+        assert_rejected("{\"kernel\": \"/k\", \"vcpus\": 99999999999999999999}", HOST_RAM, "config.vcpus:");
+}
+
+static void test_vcpus_limits_are_accepted(void) {
+        struct vm_config c = {};
+        char err[512] = "";
+
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\", \"vcpus\": 16}", HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        g_assert_cmpuint(c.vcpus, ==, 16);
+        vm_config_done(&c);
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\", \"vcpus\": 1}", HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        g_assert_cmpuint(c.vcpus, ==, 1);
+        vm_config_done(&c);
+}
+
+static void test_memory_out_of_range_is_rejected(void) {
+        assert_rejected("{\"kernel\": \"/k\", \"memory_mib\": 0}", HOST_RAM, "config.memory_mib: 0 is out of range 16..65536");
+        assert_rejected("{\"kernel\": \"/k\", \"memory_mib\": 15}", HOST_RAM, "config.memory_mib: 15 is out of range 16..65536");
+        assert_rejected("{\"kernel\": \"/k\", \"memory_mib\": 65537}", 0, "config.memory_mib: 65537 is out of range 16..65536");
+        assert_rejected("{\"kernel\": \"/k\", \"memory_mib\": 8193}", HOST_RAM,
+                        "config.memory_mib: 8193 is more than the host's RAM (8192 MiB)");
+}
+
+static void test_odd_memory_sizes_are_accepted(void) {
+        struct vm_config c = {};
+        char err[512] = "";
+
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\", \"memory_mib\": 17}", HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        g_assert_cmpuint(c.memory_bytes, ==, 17ULL << 20);
+        vm_config_done(&c);
+}
+
+static void test_long_cmdline_is_rejected(void) {
+        g_autofree char *json = NULL, *line = g_strnfill(LAYOUT_CMDLINE_MAX, 'a');
+        struct vm_config c = {};
+        char err[512] = "";
+
+        json = g_strdup_printf("{\"kernel\": \"/k\", \"cmdline\": \"%s\"}", line);
+        assert_rejected(json, HOST_RAM, "config.cmdline: 65536 bytes is longer than the limit of 65535 bytes");
+
+        line[LAYOUT_CMDLINE_MAX - 1] = '\0';
+        g_free(json);
+        json = g_strdup_printf("{\"kernel\": \"/k\", \"cmdline\": \"%s\"}", line);
+        g_assert_cmpint(vm_config_parse(json, HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        vm_config_done(&c);
+}
+
+static void test_bad_devices_are_rejected(void) {
+        assert_rejected("{\"kernel\": \"/k\", \"devices\": [\"serial\"]}", HOST_RAM,
+                        "config.devices[0]: must be an object, not string");
+        assert_rejected("{\"kernel\": \"/k\", \"devices\": [{\"kind\": \"serial\"}, {\"kind\": \"rtc\"}, {\"path\": \"/x\"}]}",
+                        HOST_RAM, "config.devices[2].kind: missing required field");
+        assert_rejected("{\"kernel\": \"/k\", \"devices\": [{\"kind\": 3}]}", HOST_RAM,
+                        "config.devices[0].kind: must be a string, not int");
+        assert_rejected("{\"kernel\": \"/k\", \"devices\": [{\"kind\": \"\"}]}", HOST_RAM,
+                        "config.devices[0].kind: \"\" must be a non-empty name");
+        assert_rejected("{\"kernel\": \"/k\", \"devices\": [null]}", HOST_RAM, "config.devices[0]: must be an object, not null");
+}
+
+static void test_too_many_devices_are_rejected(void) {
+        g_autoptr(GString) json = g_string_new("{\"kernel\": \"/k\", \"devices\": [");
+        struct vm_config c = {};
+        char err[512] = "";
+
+        for (int i = 0; i < CONFIG_MAX_DEVICES; i++)
+                g_string_append_printf(json, "%s{\"kind\": \"serial\"}", i ? ", " : "");
+        g_string_append(json, "]}");
+        g_assert_cmpint(vm_config_parse(json->str, HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        g_assert_cmpuint(c.n_devices, ==, CONFIG_MAX_DEVICES);
+        vm_config_done(&c);
+
+        g_string_truncate(json, json->len - 2);
+        g_string_append(json, ", {\"kind\": \"rtc\"}]}");
+        assert_rejected(json->str, HOST_RAM, "config.devices: 17 devices is more than the limit of 16");
+}
+
+static void test_bad_on_reboot_is_rejected(void) {
+        struct vm_config c = {};
+        char err[512] = "";
+
+        assert_rejected("{\"kernel\": \"/k\", \"on_reboot\": \"halt\"}", HOST_RAM,
+                        "config.on_reboot: \"halt\" is not one of \"stop\", \"restart\"");
+        assert_rejected("{\"kernel\": \"/k\", \"on_reboot\": \"\"}", HOST_RAM, "config.on_reboot: \"\" is not one of");
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\", \"on_reboot\": \"stop\"}", HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        g_assert_cmpint(c.on_reboot, ==, ON_REBOOT_STOP);
+        vm_config_done(&c);
+}
+
+static void test_error_leaves_result_untouched(void) {
+        struct vm_config c = { .vcpus = 77 };
+        char err[512] = "";
+
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\", \"vcpus\": 2, \"bogus\": 1}", HOST_RAM, &c, err, sizeof(err)),
+                        ==, -EINVAL);
+        g_assert_cmpuint(c.vcpus, ==, 77);
+        g_assert_null(c.kernel);
+}
+
+static void test_vm_names(void) {
+        char long_name[301];
+
+        g_assert_true(vm_name_is_valid("demo"));
+        g_assert_true(vm_name_is_valid("vm-1_test.2"));
+        g_assert_false(vm_name_is_valid(""));
+        g_assert_false(vm_name_is_valid(NULL));
+        g_assert_false(vm_name_is_valid("a/b"));
+        g_assert_false(vm_name_is_valid("/"));
+        g_assert_false(vm_name_is_valid(".hidden"));
+        g_assert_false(vm_name_is_valid(".."));
+        g_assert_false(vm_name_is_valid("with space"));
+        g_assert_false(vm_name_is_valid("caf\xc3\xa9"));
+
+        memset(long_name, 'a', 300);
+        long_name[300] = '\0';
+        g_assert_false(vm_name_is_valid(long_name));
+        long_name[CONFIG_NAME_MAX] = '\0';
+        g_assert_true(vm_name_is_valid(long_name));
+        long_name[CONFIG_NAME_MAX] = 'a';
+        long_name[CONFIG_NAME_MAX + 1] = '\0';
+        g_assert_false(vm_name_is_valid(long_name));
+}
+
+int main(int argc, char *argv[]) {
+        g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/config/full-config-is-parsed", test_full_config_is_parsed);
+        g_test_add_func("/config/defaults-apply-when-fields-are-absent", test_defaults_apply_when_fields_are_absent);
+        g_test_add_func("/config/host-memory-zero-means-no-host-bound", test_host_memory_zero_means_no_host_bound);
+        g_test_add_func("/config/malformed-json-is-rejected", test_malformed_json_is_rejected);
+        g_test_add_func("/config/unknown-field-is-rejected", test_unknown_field_is_rejected);
+        g_test_add_func("/config/missing-kernel-is-rejected", test_missing_kernel_is_rejected);
+        g_test_add_func("/config/relative-paths-are-rejected", test_relative_kernel_is_rejected);
+        g_test_add_func("/config/wrong-types-are-rejected", test_wrong_types_are_rejected);
+        g_test_add_func("/config/vcpus-out-of-range-are-rejected", test_vcpus_out_of_range_are_rejected);
+        g_test_add_func("/config/vcpus-limits-are-accepted", test_vcpus_limits_are_accepted);
+        g_test_add_func("/config/memory-out-of-range-is-rejected", test_memory_out_of_range_is_rejected);
+        g_test_add_func("/config/odd-memory-sizes-are-accepted", test_odd_memory_sizes_are_accepted);
+        g_test_add_func("/config/long-cmdline-is-rejected", test_long_cmdline_is_rejected);
+        g_test_add_func("/config/bad-devices-are-rejected", test_bad_devices_are_rejected);
+        g_test_add_func("/config/too-many-devices-are-rejected", test_too_many_devices_are_rejected);
+        g_test_add_func("/config/bad-on-reboot-is-rejected", test_bad_on_reboot_is_rejected);
+        g_test_add_func("/config/error-leaves-result-untouched", test_error_leaves_result_untouched);
+        g_test_add_func("/vm-name/validity", test_vm_names);
+        return g_test_run();
+}

@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Human-readable output for polyvmctl. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* "512M", "1G", "1.5G", "4K", "100B": the largest binary unit that keeps
+ * the number >= 1, one decimal unless it is whole. */
+void ctl_format_bytes(uint64_t bytes, char *buf, size_t size);
