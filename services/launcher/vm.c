@@ -134,9 +134,17 @@ static const struct vcpu_ops vm_vcpu_ops = {
 
 /* ---- main thread ---- */
 
+static void vcpu_path(struct vm *vm, unsigned index, char *buf, size_t len) {
+        snprintf(buf, len, "%s/vcpu/%u", vm->path, index);
+}
+
 static void vm_release_kvm(struct vm *vm) {
         for (unsigned i = 0; i < CONFIG_MAX_VCPUS; i++)
                 if (vm->vcpus[i]) {
+                        char path[512];
+
+                        vcpu_path(vm, i, path, sizeof(path));
+                        (void) sd_bus_emit_object_removed(vm->launcher->bus, path);
                         vcpu_free(vm->vcpus[i]);
                         vm->vcpus[i] = NULL;
                 }
@@ -426,12 +434,13 @@ int vm_start(struct vm *vm, sd_bus_error *error) {
                                               strerror(-r));
                         goto fail;
                 }
-                snprintf(path, sizeof(path), "%s/vcpu/%u", vm->path, i);
+                vcpu_path(vm, i, path, sizeof(path));
                 r = vcpu_bus_add(vm->vcpus[i], vm->launcher->bus, path);
                 if (r < 0) {
                         r = sd_bus_error_set_errno(error, r);
                         goto fail;
                 }
+                (void) sd_bus_emit_object_added(vm->launcher->bus, path);
         }
 
         vm->starts++;

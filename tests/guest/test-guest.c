@@ -125,6 +125,16 @@ static void test_boot_and_poweroff(gconstpointer data) {
 
         guest_boot(&g, name, c->image, c->vcpus, 128, "console=ttyS0");
         guest_expect(&g, "POLYVM-GUEST-READY", BOOT_TIMEOUT_MS);
+        /* One Vcpu1 object per vCPU, as dbus/ says; Start twice is refused. */
+        for (unsigned i = 0; i < c->vcpus; i++) {
+                g_autofree char *vcpu = g_strdup_printf("%s/vcpu/%u", g.path, i);
+                harness_compare_interface(&h, LAUNCHER, vcpu, "org.polyvm.Vcpu1");
+        }
+        {
+                g_autofree char *message = NULL;
+                g_autofree char *err = harness_call_error(&h, LAUNCHER, g.path, VM1, "Start", &message, NULL);
+                g_assert_cmpstr(err, ==, "org.polyvm.Error.AlreadyActive");
+        }
         guest_command(&g, "cpus");
         guest_expect(&g, cpus, COMMAND_TIMEOUT_MS);
         guest_command(&g, "mem");

@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gio/gio.h>
+
 #include "bus-util.h"
 #include "harness.h"
 
@@ -176,4 +178,64 @@ gboolean harness_wait_property(struct harness *h, const char *dest, const char *
                         return FALSE;
                 g_usleep(50 * 1000);
         }
+}
+
+void harness_compare_interface(struct harness *h, const char *dest, const char *path, const char *iface) {
+        g_autofree char *xml_path = NULL, *xml = NULL, *live = NULL;
+        g_autoptr(GDBusNodeInfo) want = NULL, got = NULL;
+        g_autoptr(GError) gerror = NULL;
+        sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *text;
+        GDBusInterfaceInfo *wi, *gi;
+
+        xml_path = g_strdup_printf("%s/dbus/%s.xml", g_getenv("POLYVM_SOURCE_ROOT"), iface);
+        g_assert_true(g_file_get_contents(xml_path, &xml, NULL, NULL));
+        want = g_dbus_node_info_new_for_xml(xml, &gerror);
+        g_assert_no_error(gerror);
+
+        g_assert_cmpint(sd_bus_call_method(h->bus, dest, path, "org.freedesktop.DBus.Introspectable", "Introspect",
+                                           &error, &reply, ""), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "s", &text), >=, 0);
+        got = g_dbus_node_info_new_for_xml(text, &gerror);
+        g_assert_no_error(gerror);
+        sd_bus_message_unref(reply);
+
+        wi = g_dbus_node_info_lookup_interface(want, iface);
+        gi = g_dbus_node_info_lookup_interface(got, iface);
+        g_assert_nonnull(wi);
+        g_assert_nonnull(gi);
+
+        for (GDBusMethodInfo **m = wi->methods; m && *m; m++) {
+                GDBusMethodInfo *gm = g_dbus_interface_info_lookup_method(gi, (*m)->name);
+                g_test_message("%s.%s", iface, (*m)->name);
+                g_assert_nonnull(gm);
+                for (int dir = 0; dir < 2; dir++) {
+                        GDBusArgInfo **wa = dir ? (*m)->out_args : (*m)->in_args;
+                        GDBusArgInfo **ga = dir ? gm->out_args : gm->in_args;
+                        size_t i = 0;
+                        for (; wa && wa[i]; i++) {
+                                g_assert_nonnull(ga);
+                                g_assert_nonnull(ga[i]);
+                                g_assert_cmpstr(wa[i]->signature, ==, ga[i]->signature);
+                        }
+                        g_assert_true(!ga || !ga[i]);
+                }
+        }
+        for (GDBusMethodInfo **m = gi->methods; m && *m; m++)
+                g_assert_nonnull(g_dbus_interface_info_lookup_method(wi, (*m)->name));
+        for (GDBusPropertyInfo **p = wi->properties; p && *p; p++) {
+                GDBusPropertyInfo *gp = g_dbus_interface_info_lookup_property(gi, (*p)->name);
+                g_test_message("%s.%s", iface, (*p)->name);
+                g_assert_nonnull(gp);
+                g_assert_cmpstr((*p)->signature, ==, gp->signature);
+                g_assert_cmpint((*p)->flags, ==, gp->flags);
+        }
+        for (GDBusPropertyInfo **p = gi->properties; p && *p; p++)
+                g_assert_nonnull(g_dbus_interface_info_lookup_property(wi, (*p)->name));
+        for (GDBusSignalInfo **s = wi->signals; s && *s; s++)
+                g_assert_nonnull(g_dbus_interface_info_lookup_signal(gi, (*s)->name));
+        for (GDBusSignalInfo **s = gi->signals; s && *s; s++)
+                g_assert_nonnull(g_dbus_interface_info_lookup_signal(wi, (*s)->name));
+        sd_bus_error_free(&error);
 }

@@ -48,3 +48,7 @@ char *harness_get_string(struct harness *h, const char *dest, const char *path, 
 /* Waits until the string property equals value; returns whether it did. */
 gboolean harness_wait_property(struct harness *h, const char *dest, const char *path, const char *iface,
                                const char *property, const char *value, int timeout_ms);
+
+/* Fails the test unless what dest serves at path for iface has the methods,
+ * arguments, properties (type and access) and signals of dbus/<iface>.xml. */
+void harness_compare_interface(struct harness *h, const char *dest, const char *path, const char *iface);
