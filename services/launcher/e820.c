@@ -27,3 +27,14 @@ size_t e820_build(uint64_t memory_bytes, struct e820_entry *entries, size_t max)
                 entries[i] = e[i];
         return n;
 }
+
+uint64_t e820_usable_bytes(uint64_t memory_bytes) {
+        struct e820_entry e[E820_MAX_ENTRIES];
+        size_t n = e820_build(memory_bytes, e, E820_MAX_ENTRIES);
+        uint64_t sum = 0;
+
+        for (size_t i = 0; i < n; i++)
+                if (e[i].type == E820_RAM)
+                        sum += e[i].size;
+        return sum;
+}

@@ -54,6 +54,9 @@ struct e820_entry {
  * 0xE0000..1 MiB (the ACPI tables) is E820_ACPI, EBDA..0xE0000 reserved. */
 size_t e820_build(uint64_t memory_bytes, struct e820_entry *entries, size_t max);
 
+/* What a guest sees as usable RAM (type 1) in that map. */
+uint64_t e820_usable_bytes(uint64_t memory_bytes);
+
 /* Checks cfg's kernel and initrd files without loading: exists, regular,
  * readable, a bzImage (protocol >= 2.12, 64-bit entry) or an ELF64 with a
  * PVH note, not truncated, initrd fits in memory. Message names the field. */

@@ -29,17 +29,6 @@ struct guest {
         size_t pos;
 };
 
-static uint64_t usable_ram(uint64_t memory_bytes) {
-        struct e820_entry e[E820_MAX_ENTRIES];
-        size_t n = e820_build(memory_bytes, e, E820_MAX_ENTRIES);
-        uint64_t sum = 0;
-
-        for (size_t i = 0; i < n; i++)
-                if (e[i].type == E820_RAM)
-                        sum += e[i].size;
-        return sum;
-}
-
 static void guest_boot(struct guest *g, const char *name, const char *image, unsigned vcpus, unsigned mib,
                        const char *cmdline) {
         g_autofree char *kernel = harness_build_path(image);
@@ -120,7 +109,7 @@ static void test_boot_and_poweroff(gconstpointer data) {
         const struct boot_case *c = data;
         g_autofree char *name = g_strdup_printf("boot-%u-%s", c->vcpus, strchr(c->image, '.') ? "pvh" : "bzimage");
         g_autofree char *cpus = g_strdup_printf("cpus: %u\n", c->vcpus);
-        g_autofree char *mem = g_strdup_printf("mem: %" PRIu64 "\n", usable_ram(128ULL << 20));
+        g_autofree char *mem = g_strdup_printf("mem: %" PRIu64 "\n", e820_usable_bytes(128ULL << 20));
         struct guest g;
 
         guest_boot(&g, name, c->image, c->vcpus, 128, "console=ttyS0");

@@ -161,19 +161,8 @@ static void linux_destroy(struct linux_vm *v, const char *name) {
         free(v->path);
 }
 
-static uint64_t usable_ram(uint64_t memory_bytes) {
-        struct e820_entry e[E820_MAX_ENTRIES];
-        size_t n = e820_build(memory_bytes, e, E820_MAX_ENTRIES);
-        uint64_t sum = 0;
-
-        for (size_t i = 0; i < n; i++)
-                if (e[i].type == E820_RAM)
-                        sum += e[i].size;
-        return sum;
-}
-
 /* Sum of the "usable" ranges the kernel printed from our e820 map. */
-static uint64_t logged_usable_ram(const char *log) {
+static uint64_t logged_usable_bytes(const char *log) {
         uint64_t sum = 0;
 
         for (const char *p = strstr(log, "BIOS-e820: [mem "); p; p = strstr(p + 1, "BIOS-e820: [mem ")) {
@@ -198,7 +187,7 @@ static void test_linux_early_boot_log(void) {
         g_assert_true(linux_expect(&v, "Command line: console=ttyS0 earlyprintk=serial", 60 * 1000));
         for (size_t i = 0; i < G_N_ELEMENTS(lines); i++)
                 g_assert_true(linux_expect(&v, lines[i], 120 * 1000));
-        g_assert_cmpuint(logged_usable_ram(v.log->str), ==, usable_ram((uint64_t) MEMORY_MIB << 20));
+        g_assert_cmpuint(logged_usable_bytes(v.log->str), ==, e820_usable_bytes((uint64_t) MEMORY_MIB << 20));
         linux_destroy(&v, "linux-early");
 }
 
