@@ -10,15 +10,21 @@
 /* FADT field offsets (ACPI 6.x, table 5.9). */
 #define FADT_DSDT 40
 #define FADT_SCI_INT 46
+#define FADT_SMI_CMD 48
+#define FADT_ACPI_ENABLE 52
 #define FADT_PM1A_EVT_BLK 56
 #define FADT_PM1A_CNT_BLK 64
+#define FADT_PM1_EVT_LEN 88
 #define FADT_FLAGS 112
 #define FADT_RESET_REG 116
 #define FADT_RESET_VALUE 128
 #define FADT_X_DSDT 140
 #define FADT_X_PM1A_EVT_BLK 148
 #define FADT_X_PM1A_CNT_BLK 172
+#define FADT_SLEEP_CONTROL_REG 244
+#define FADT_SLEEP_STATUS_REG 256
 #define FADT_FLAG_RESET_REG_SUP (1u << 10)
+#define FADT_FLAG_HW_REDUCED_ACPI (1u << 20)
 
 #define MADT_LAPIC 0
 #define MADT_IOAPIC 1
@@ -39,6 +45,17 @@
 #define SLP_TYP_SHIFT 10
 #define SLP_TYP_MASK (7u << SLP_TYP_SHIFT)
 #define SLP_EN (1u << 13)
+/* Hardware-reduced ACPI (ACPI 6.x, 4.8.3.7): the sleep control register. */
+#define SLEEP_CTL_TYP_SHIFT 2
+#define SLEEP_CTL_TYP_MASK (7u << SLEEP_CTL_TYP_SHIFT)
+#define SLEEP_CTL_EN (1u << 5)
+#define SLEEP_STS_WAK (1u << 7)
+
+/* MPS INTI flags */
+#define INTI_POLARITY_MASK 3u
+#define INTI_POLARITY_LOW 3u
+#define INTI_TRIGGER_MASK (3u << 2)
+#define INTI_TRIGGER_LEVEL (3u << 2)
 
 struct acpi_info acpi;
 
@@ -188,25 +205,46 @@ static void parse_s5(const uint8_t *t) {
         }
 }
 
+static struct acpi_gas gas_at(const uint8_t *g) {
+        return (struct acpi_gas) { g[0], g[1], g[2], g[3], get64(g + 4) };
+}
+
 static void parse_fadt(const uint8_t *t) {
         uint32_t len = get32(t + 4);
         acpi.have_fadt = true;
         if (len >= FADT_SCI_INT + 2)
                 acpi.sci_irq = get16(t + FADT_SCI_INT);
+        if (len >= FADT_ACPI_ENABLE + 1) {
+                acpi.smi_cmd = get32(t + FADT_SMI_CMD);
+                acpi.acpi_enable = t[FADT_ACPI_ENABLE];
+        }
         if (len >= FADT_PM1A_EVT_BLK + 4)
                 acpi.pm1a_evt = get32(t + FADT_PM1A_EVT_BLK);
         if (len >= FADT_PM1A_CNT_BLK + 4)
                 acpi.pm1a_cnt = get32(t + FADT_PM1A_CNT_BLK);
+        if (len >= FADT_PM1_EVT_LEN + 1)
+                acpi.pm1_evt_len = t[FADT_PM1_EVT_LEN];
+        if (len >= FADT_FLAGS + 4)
+                acpi.fadt_flags = get32(t + FADT_FLAGS);
         /* The 64-bit X_ blocks win when they are I/O and set, as in Linux. */
-        if (len >= FADT_X_PM1A_EVT_BLK + 12 && t[FADT_X_PM1A_EVT_BLK] == 1 && get64(t + FADT_X_PM1A_EVT_BLK + 4))
+        if (len >= FADT_X_PM1A_EVT_BLK + 12 && t[FADT_X_PM1A_EVT_BLK] == 1 && get64(t + FADT_X_PM1A_EVT_BLK + 4)) {
                 acpi.pm1a_evt = get64(t + FADT_X_PM1A_EVT_BLK + 4);
+                if (!acpi.pm1_evt_len)
+                        acpi.pm1_evt_len = t[FADT_X_PM1A_EVT_BLK + 1] / 8;
+        }
         if (len >= FADT_X_PM1A_CNT_BLK + 12 && t[FADT_X_PM1A_CNT_BLK] == 1 && get64(t + FADT_X_PM1A_CNT_BLK + 4))
                 acpi.pm1a_cnt = get64(t + FADT_X_PM1A_CNT_BLK + 4);
-        if (len >= FADT_RESET_VALUE + 1 && (get32(t + FADT_FLAGS) & FADT_FLAG_RESET_REG_SUP)) {
-                const uint8_t *g = t + FADT_RESET_REG;
-                acpi.reset_reg = (struct acpi_gas) { g[0], g[1], g[2], g[3], get64(g + 4) };
+        if (len >= FADT_RESET_VALUE + 1 && (acpi.fadt_flags & FADT_FLAG_RESET_REG_SUP)) {
+                acpi.reset_reg = gas_at(t + FADT_RESET_REG);
                 acpi.reset_value = t[FADT_RESET_VALUE];
                 acpi.reset_supported = acpi.reset_reg.address != 0;
+        }
+        /* Hardware-reduced platforms (e.g. QEMU microvm) have no PM1 blocks;
+         * sleep goes through SLEEP_CONTROL_REG (FADT revision 5+). */
+        acpi.hw_reduced = acpi.fadt_flags & FADT_FLAG_HW_REDUCED_ACPI;
+        if (acpi.hw_reduced && len >= FADT_SLEEP_STATUS_REG + 12) {
+                acpi.sleep_control = gas_at(t + FADT_SLEEP_CONTROL_REG);
+                acpi.sleep_status = gas_at(t + FADT_SLEEP_STATUS_REG);
         }
         acpi.dsdt = get32(t + FADT_DSDT);
         if (len >= FADT_X_DSDT + 8 && get64(t + FADT_X_DSDT))
@@ -266,8 +304,63 @@ uint32_t acpi_isa_irq_gsi(uint8_t irq, uint16_t *ret_flags) {
         return irq;
 }
 
+uint32_t acpi_sci_gsi(uint16_t *ret_flags) {
+        uint16_t flags = 0;
+        uint32_t gsi = acpi.sci_irq;
+        for (unsigned i = 0; i < acpi.n_isos; i++)
+                if (acpi.isos[i].source == acpi.sci_irq) {
+                        flags = acpi.isos[i].flags;
+                        gsi = acpi.isos[i].gsi;
+                        break;
+                }
+        if (!(flags & INTI_TRIGGER_MASK))
+                flags |= INTI_TRIGGER_LEVEL;
+        if (!(flags & INTI_POLARITY_MASK))
+                flags |= INTI_POLARITY_LOW;
+        *ret_flags = flags;
+        return gsi;
+}
+
+/* Writes one byte to a generic address; false if the space is unknown or
+ * the address out of reach. */
+static bool gas_write8(const struct acpi_gas *g, uint8_t v) {
+        switch (g->space_id) {
+        case 0:
+                if (!g->address || g->address >= LOW_4G)
+                        return false;
+                mmio_write8(g->address, v);
+                return true;
+        case 1:
+                if (!g->address || g->address > 0xffff)
+                        return false;
+                outb((uint16_t) g->address, v);
+                return true;
+        case 2: {
+                /* PCI config space of bus 0: device, function, offset. */
+                uint32_t dev = (g->address >> 32) & 0x1f, fn = (g->address >> 16) & 7, reg = g->address & 0xff;
+                outl(0xcf8, 0x80000000u | dev << 11 | fn << 8 | (reg & 0xfc));
+                outb((uint16_t) (0xcfc + (reg & 3)), v);
+                return true;
+        }
+        default:
+                return false;
+        }
+}
+
 void acpi_poweroff(void) {
-        if (!acpi.pm1a_cnt || !acpi.have_s5 || acpi.pm1a_cnt > 0xffff)
+        if (!acpi.have_s5)
+                return;
+        if (acpi.hw_reduced) {
+                /* As ACPICA's acpi_hw_extended_sleep(): clear WAK_STS, then
+                 * SLP_TYP and SLP_EN in one write. */
+                if (acpi.sleep_status.address)
+                        (void) gas_write8(&acpi.sleep_status, SLEEP_STS_WAK);
+                (void) gas_write8(&acpi.sleep_control,
+                                  (uint8_t) (((acpi.s5_slp_typa << SLEEP_CTL_TYP_SHIFT) & SLEEP_CTL_TYP_MASK) |
+                                             SLEEP_CTL_EN));
+                return;
+        }
+        if (!acpi.pm1a_cnt || acpi.pm1a_cnt > 0xffff)
                 return;
         /* As Linux's acpi_hw_legacy_sleep(): set SLP_TYP, then SLP_EN. */
         uint16_t port = (uint16_t) acpi.pm1a_cnt;
@@ -278,24 +371,6 @@ void acpi_poweroff(void) {
 }
 
 void acpi_reset(void) {
-        if (!acpi.reset_supported)
-                return;
-        const struct acpi_gas *g = &acpi.reset_reg;
-        switch (g->space_id) {
-        case 0:
-                if (g->address < LOW_4G)
-                        mmio_write8(g->address, acpi.reset_value);
-                break;
-        case 1:
-                if (g->address <= 0xffff)
-                        outb((uint16_t) g->address, acpi.reset_value);
-                break;
-        case 2: {
-                /* PCI config space of bus 0: device, function, offset. */
-                uint32_t dev = (g->address >> 32) & 0x1f, fn = (g->address >> 16) & 7, reg = g->address & 0xff;
-                outl(0xcf8, 0x80000000u | dev << 11 | fn << 8 | (reg & 0xfc));
-                outb((uint16_t) (0xcfc + (reg & 3)), acpi.reset_value);
-                break;
-        }
-        }
+        if (acpi.reset_supported)
+                (void) gas_write8(&acpi.reset_reg, acpi.reset_value);
 }

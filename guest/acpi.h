@@ -18,7 +18,7 @@ struct acpi_table {
         bool checksum_ok;
 };
 
-/* Generic address structure (FADT RESET_REG). */
+/* Generic address structure (FADT RESET_REG, SLEEP_CONTROL/STATUS_REG). */
 struct acpi_gas {
         uint8_t space_id; /* 0 memory, 1 I/O, 2 PCI config */
         uint8_t bit_width;
@@ -54,8 +54,15 @@ struct acpi_info {
         /* FADT */
         bool have_fadt;
         uint16_t sci_irq;
+        uint32_t smi_cmd;    /* 0: no SMM, always in ACPI mode */
+        uint8_t acpi_enable; /* the value for SMI_CMD that enters ACPI mode */
         uint32_t pm1a_evt;
+        uint8_t pm1_evt_len; /* PM1a_STS is the first half, PM1a_EN the second */
         uint32_t pm1a_cnt;
+        uint32_t fadt_flags;
+        bool hw_reduced;     /* no PM1 blocks: sleep through the GAS registers */
+        struct acpi_gas sleep_control;
+        struct acpi_gas sleep_status;
         bool reset_supported;
         struct acpi_gas reset_reg;
         uint8_t reset_value;
@@ -74,7 +81,13 @@ bool acpi_init(uint64_t rsdp_hint);
 /* The GSI and INTI flags an ISA IRQ is wired to (MADT overrides applied). */
 uint32_t acpi_isa_irq_gsi(uint8_t irq, uint16_t *ret_flags);
 
-/* S5 through PM1a_CNT; returns only if the VMM ignored it. */
+/* The GSI and INTI flags of the SCI: the override for SCI_INT if any, else
+ * identity; trigger and polarity that "conform to the bus" mean level,
+ * active low for the SCI, as in Linux's acpi_sci_ioapic_setup(). */
+uint32_t acpi_sci_gsi(uint16_t *ret_flags);
+
+/* S5 through PM1a_CNT, or SLEEP_CONTROL_REG on hardware-reduced ACPI;
+ * returns only if the VMM ignored it or the tables lack what it needs. */
 void acpi_poweroff(void);
 /* FADT RESET_REG; returns only if unsupported or ignored. */
 void acpi_reset(void);

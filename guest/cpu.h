@@ -16,6 +16,7 @@
 #define VEC_TIMER 0x40
 #define VEC_SERIAL 0x41
 #define VEC_WAKE 0x42 /* an AP telling the BSP it is up */
+#define VEC_SCI 0x43  /* the ACPI SCI (power button) */
 #define VEC_SPURIOUS 0xff
 
 #define TRAMPOLINE_ADDR 0x8000 /* AP real-mode entry, SIPI vector 0x08 */

@@ -8,6 +8,7 @@
 #include "cpu.h"
 #include "io.h"
 #include "lib.h"
+#include "pm.h"
 #include "shell.h"
 #include "smp.h"
 
@@ -28,8 +29,8 @@ static void print_acpi_summary(void) {
         else
                 console_puts("madt: missing\n");
         if (acpi.have_fadt) {
-                kprintf("fadt: pm1a_evt 0x%x pm1a_cnt 0x%x sci %u dsdt 0x%lx", acpi.pm1a_evt, acpi.pm1a_cnt,
-                        acpi.sci_irq, acpi.dsdt);
+                kprintf("fadt: %spm1a_evt 0x%x pm1a_cnt 0x%x sci %u dsdt 0x%lx", acpi.hw_reduced ? "hw-reduced " : "",
+                        acpi.pm1a_evt, acpi.pm1a_cnt, acpi.sci_irq, acpi.dsdt);
                 if (acpi.reset_supported)
                         kprintf(" reset space %u addr 0x%lx value 0x%x", acpi.reset_reg.space_id,
                                 acpi.reset_reg.address, acpi.reset_value);
@@ -81,6 +82,7 @@ void kmain(unsigned entry, uint64_t info) {
         serial_irq_setup();
         /* Interrupts stay on from here: every wait is a `hlt`. */
         irq_enable();
+        pm_init(); /* after irq_enable(): entering ACPI mode may wait */
 
         smp_boot();
         kprintf("smp: %u of %u cpus up (bsp apic id %u)\n", cpus_up, acpi.n_cpus ? acpi.n_cpus : 1, lapic_id());

@@ -6,6 +6,7 @@
 #include "cpu.h"
 #include "io.h"
 #include "lib.h"
+#include "pm.h"
 #include "shell.h"
 #include "smp.h"
 #include "user.h"
@@ -24,7 +25,8 @@ static void cmd_help(void) {
                      "  e820      the e820 map\n"
                      "  acpi      ACPI tables found\n"
                      "  user      run a loop at CPL 3 and come back\n"
-                     "  poweroff  ACPI S5 through PM1a_CNT\n"
+                     "  pm        PM1a_STS, PM1a_EN and PM1a_CNT\n"
+                     "  poweroff  ACPI S5 (PM1a_CNT, or SLEEP_CONTROL_REG)\n"
                      "  reboot    FADT reset register, else the 8042\n");
 }
 
@@ -50,7 +52,11 @@ static void cmd_acpi(void) {
 }
 
 void shell_poweroff(void) {
-        kprintf("poweroff: PM1a_CNT 0x%x SLP_TYPa %u\n", acpi.pm1a_cnt, acpi.s5_slp_typa);
+        if (acpi.hw_reduced)
+                kprintf("poweroff: SLEEP_CONTROL_REG space %u addr 0x%lx SLP_TYPa %u\n", acpi.sleep_control.space_id,
+                        acpi.sleep_control.address, acpi.s5_slp_typa);
+        else
+                kprintf("poweroff: PM1a_CNT 0x%x SLP_TYPa %u\n", acpi.pm1a_cnt, acpi.s5_slp_typa);
         acpi_poweroff();
         sleep_ns(VMM_GRACE_NS);
         /* Still here: the VMM ignored it or the tables lacked _S5. */
@@ -95,6 +101,8 @@ static void run_command(const char *line) {
                 cmd_acpi();
         else if (strcmp(cmd, "user") == 0)
                 user_selftest();
+        else if (strcmp(cmd, "pm") == 0)
+                pm_dump();
         else if (strcmp(cmd, "poweroff") == 0)
                 shell_poweroff();
         else if (strcmp(cmd, "reboot") == 0)
@@ -112,6 +120,12 @@ void shell_run(void) {
         for (;;) {
                 uint32_t snap = irq_count;
                 char c;
+                if (pm_take_button_press()) {
+                        console_puts("\npower button pressed\n");
+                        shell_poweroff();
+                        console_puts(PROMPT);
+                        continue;
+                }
                 if (!console_getc(&c)) {
                         cpu_wait(snap);
                         continue;

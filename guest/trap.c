@@ -6,6 +6,7 @@
 #include "cpu.h"
 #include "io.h"
 #include "lib.h"
+#include "pm.h"
 #include "user.h"
 
 #define PTE_TABLE 0x07 /* present, writable, user */
@@ -129,6 +130,12 @@ void trap_dispatch(struct trap_frame *f) {
                 lapic_eoi();
                 break;
         case VEC_WAKE:
+                lapic_eoi();
+                break;
+        case VEC_SCI:
+                /* Level-triggered: the EOI is broadcast to the IOAPIC and
+                 * clears the pin's Remote IRR, so it comes after the ack. */
+                pm_sci_irq();
                 lapic_eoi();
                 break;
         case VEC_SPURIOUS:

@@ -145,6 +145,22 @@ static void test_reboot_stops_with_reason_reboot(void) {
         guest_destroy(&g);
 }
 
+/* Stop() presses the ACPI power button; the guest powers off by itself. */
+static void test_stop_presses_the_power_button(void) {
+        g_autofree char *err = NULL;
+        struct guest g;
+
+        guest_boot(&g, "stopme", "guest/polyvm-testguest.elf", 2, 64, "console=ttyS0");
+        guest_expect(&g, "POLYVM-GUEST-READY", BOOT_TIMEOUT_MS);
+        guest_command(&g, "pm");
+        guest_expect(&g, "PM1a_EN 0x0100", COMMAND_TIMEOUT_MS);
+        err = harness_call_error(&h, LAUNCHER, g.path, VM1, "Stop", NULL, NULL);
+        g_assert_null(err);
+        guest_expect(&g, "power button pressed", COMMAND_TIMEOUT_MS);
+        assert_stopped(&g, "stopped", "poweroff");
+        guest_destroy(&g);
+}
+
 static void test_cmdline_poweroff(void) {
         struct guest g;
 
@@ -214,6 +230,7 @@ int main(int argc, char **argv) {
         }
         g_test_add_func("/guest/reboot-stops-with-reason-reboot", test_reboot_stops_with_reason_reboot);
         g_test_add_func("/guest/cmdline-poweroff", test_cmdline_poweroff);
+        g_test_add_func("/guest/stop-presses-the-power-button", test_stop_presses_the_power_button);
         g_test_add_func("/guest/kill-and-destroy-leave-nothing", test_kill_and_destroy_leave_nothing);
 
         harness_start(&h);

@@ -6,13 +6,17 @@ The guest reads e820, ACPI and the CPU count from QEMU's firmware, so its
 answers are checked against the QEMU command line: `cpus` must equal -smp,
 `mem` must be within 1 MiB below -m and equal the usable lines of `e820`,
 `acpi` must list FACP, APIC and DSDT, `poweroff` (ACPI S5) and `reboot`
-(with -no-reboot) must make QEMU exit by itself.
+(with -no-reboot) must make QEMU exit by itself. On microvm (hardware-reduced
+ACPI) S5 goes through the FADT's SLEEP_CONTROL_REG instead of PM1a_CNT.
 
 Scenarios:
   shell             marker, help, cpus, mem, e820, acpi, unknown command,
                     user (CPL 3), then poweroff
   reboot            marker, then reboot
   cmdline-poweroff  tg.poweroff=1: QEMU exits right after the marker
+  powerbutton       `pm` shows PWRBTN_EN set, then `system_powerdown` on the
+                    QEMU monitor (PWRBTN_STS + SCI): the guest must say
+                    `power button pressed` and QEMU must exit by itself
 
 Every wait is bounded; on failure QEMU is killed and the transcript printed.
 Exit status 77 (skip) when QEMU is not installed.
@@ -21,13 +25,16 @@ import argparse
 import os
 import re
 import select
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 MARKER = 'POLYVM-GUEST-READY'
 PROMPT = 'tg> '
 MIB = 1 << 20
+PM1_PWRBTN = 1 << 8
 
 
 class Failure(Exception):
@@ -159,6 +166,41 @@ def scenario_reboot(g, args):
     check('reboot: failed' not in g.out, f'reboot makes QEMU with -no-reboot exit (status {status})')
 
 
+def monitor_command(path, cmd, timeout=10):
+    """Sends one HMP command on QEMU's monitor socket; returns what came back."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall((cmd + '\n').encode())
+        reply = b''
+        deadline = time.monotonic() + timeout
+        # The banner, the echo, then the next prompt: the command ran.
+        while reply.count(b'(qemu)') < 2 and time.monotonic() < deadline:
+            try:
+                data = s.recv(4096)
+            except (socket.timeout, ConnectionError):
+                break
+            if not data:
+                break  # QEMU may already be gone, which is fine here
+            reply += data
+        return reply.decode('latin-1')
+
+
+def scenario_powerbutton(g, args):
+    out = g.command('pm')
+    m = re.search(r'^pm: PM1a_STS 0x([0-9a-f]+) PM1a_EN 0x([0-9a-f]+) PM1a_CNT 0x([0-9a-f]+)$', out, re.M)
+    check(m is not None, 'pm prints PM1a_STS, PM1a_EN and PM1a_CNT')
+    sts, en = int(m.group(1), 16), int(m.group(2), 16)
+    check(en & PM1_PWRBTN, f'PWRBTN_EN is set (PM1a_EN 0x{en:04x})')
+    check(not sts & PM1_PWRBTN, f'PWRBTN_STS is clear (PM1a_STS 0x{sts:04x})')
+
+    monitor_command(args.monitor, 'system_powerdown')
+    g.expect(r'power button pressed\n', 30, '"power button pressed" after system_powerdown')
+    print('ok: the guest saw the power button')
+    status = g.wait_exit(30, 'the power button')
+    check('poweroff: failed' not in g.out, f'the power button makes QEMU exit by itself (status {status})')
+
+
 def scenario_cmdline_poweroff(g, args):
     status = g.wait_exit(30, 'the marker with tg.poweroff=1')
     check(re.search(r'^poweroff: ', g.out[g.pos:], re.M) is not None and 'poweroff: failed' not in g.out,
@@ -169,6 +211,7 @@ SCENARIOS = {
     'shell': scenario_shell,
     'reboot': scenario_reboot,
     'cmdline-poweroff': scenario_cmdline_poweroff,
+    'powerbutton': scenario_powerbutton,
 }
 
 
@@ -188,12 +231,13 @@ def main():
         print(f'SKIP: {args.qemu or "qemu-system-x86_64"} not found')
         return 77
 
+    cmdline = 'tg.poweroff=1' if args.scenario == 'cmdline-poweroff' else 'console=ttyS0'
     argv = [args.qemu, '-accel', 'tcg', '-M', args.machine, '-smp', str(args.smp), '-m', str(args.mem),
-            '-nographic', '-no-reboot', '-nic', 'none', '-kernel', args.kernel]
-    if args.scenario == 'cmdline-poweroff':
-        argv += ['-append', 'tg.poweroff=1']
-    else:
-        argv += ['-append', 'console=ttyS0']
+            '-nographic', '-no-reboot', '-nic', 'none', '-kernel', args.kernel, '-append', cmdline]
+    tmpdir = tempfile.TemporaryDirectory(prefix='testguest-')
+    args.monitor = os.path.join(tmpdir.name, 'monitor.sock')
+    if args.scenario == 'powerbutton':
+        argv += ['-monitor', f'unix:{args.monitor},server=on,wait=off']
     print('running:', ' '.join(argv))
 
     g = Guest(argv)
@@ -201,7 +245,7 @@ def main():
         g.expect(re.escape(MARKER) + '\n', args.boot_timeout, 'the ready marker')
         print(f'ok: marker after {time.monotonic() - g.start:.2f}s')
         m = re.search(r'^cmdline: (.*)$', g.out, re.M)
-        check(m and m.group(1) == argv[-1], f'the guest sees the command line {argv[-1]!r}')
+        check(m and m.group(1) == cmdline, f'the guest sees the command line {cmdline!r}')
         SCENARIOS[args.scenario](g, args)
     except Failure as e:
         g.kill()
@@ -212,6 +256,7 @@ def main():
         return 1
     finally:
         g.kill()
+        tmpdir.cleanup()
     print(f'PASS: {args.scenario} in {time.monotonic() - g.start:.2f}s')
     return 0
 
