@@ -2,10 +2,11 @@
 #pragma once
 
 /* The device protocol between the launcher and a device process: one
- * request or reply per SOCK_SEQPACKET packet, a fixed header, a fixed-size
- * body per type, file descriptors as SCM_RIGHTS. The same code parses both
- * directions, and nothing in a packet is trusted: proto_recv() checks magic,
- * version, type, body length and fd count before anyone reads the body. */
+ * request or reply per SOCK_SEQPACKET packet, a fixed header, a body per
+ * type, file descriptors as SCM_RIGHTS. The same code parses both
+ * directions, and nothing in a packet is trusted: proto_parse() checks magic,
+ * version, type, body length, the body's own ranges and the fd count before
+ * anyone reads the body. proto_recv() is recvmsg() + proto_parse(). */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,19 +16,39 @@
 #define PROTO_VERSION 1
 #define PROTO_MAX_FDS 4
 #define PROTO_MAX_RANGES 16
+#define PROTO_MAX_CONFIG_CHANGES 4 /* per list in a WriteConfig result */
 #define PROTO_ERROR_MAX 200
 #define PROTO_DEFAULT_TIMEOUT_MS 1000
+/* The largest packet, header included. A SEQPACKET packet arrives whole or
+ * not at all, so a snapshot is one packet: 64 KiB bounds what a device may
+ * keep as state (far below the socket's default send buffer). */
+#define PROTO_PACKET_MAX 65536
+#define PROTO_TEXT_MAX (PROTO_PACKET_MAX - sizeof(struct proto_header))
 
-/* Bodies (exact sizes; fds exactly as listed, none elsewhere):
- *   ACTIVATE, DESTROY_DEVICE, SHUTDOWN, GET_RANGES, SNAPSHOT, RESTORE, SLEEP,
- *   WAKE: none.  READ, WRITE: proto_access.  READ_CONFIG,
- *   READ_VIRTUAL_CONFIG, WRITE_VIRTUAL_CONFIG: proto_u32.  WRITE_CONFIG:
- *   proto_config_write.  INIT_PCI_CONFIG_MAPPING: none, one fd.
+/* Bodies (exact sizes unless said; fds exactly as listed, none elsewhere):
+ *   ACTIVATE, DESTROY_DEVICE, SHUTDOWN, GET_RANGES, SNAPSHOT, SLEEP, WAKE:
+ *     none.
+ *   READ, WRITE: proto_access (len 1..8).
+ *   READ_CONFIG, READ_VIRTUAL_CONFIG: proto_u32 (reg).
+ *   WRITE_VIRTUAL_CONFIG: proto_u32 (reg, value).
+ *   WRITE_CONFIG: proto_config_write (offset + len within the 4-byte register).
+ *   INIT_PCI_CONFIG_MAPPING: proto_pci_mapping, one fd (shared memory).
+ *   RESTORE: text (see below).
  *   ATTACH_FD: proto_attach_fd, one fd.
  *   REPLY_OK: none.  REPLY_ERROR: proto_error.  REPLY_DATA: proto_data.
  *   REPLY_U32: proto_u32.  REPLY_RANGES: proto_ranges (all 16 slots sent).
- * A device answers every request but WRITE and DESTROY_DEVICE; before
- * ACTIVATE it answers everything else with an error. */
+ *   REPLY_CONFIG_WRITE: proto_config_result.  REPLY_BOOL: proto_bool.
+ *   REPLY_SNAPSHOT: text.
+ * Text bodies (JSON) are 1..PROTO_TEXT_MAX bytes with no NUL byte and no
+ * terminator on the wire; the receiver gets them NUL-terminated in
+ * proto_msg.text.
+ *
+ * Replies: READ -> DATA; READ_CONFIG, READ_VIRTUAL_CONFIG -> U32;
+ * WRITE_CONFIG -> CONFIG_WRITE; INIT_PCI_CONFIG_MAPPING -> BOOL;
+ * GET_RANGES -> RANGES; SNAPSHOT -> SNAPSHOT; WRITE, DESTROY_DEVICE -> none;
+ * everything else -> OK. Any request may instead get ERROR. A device answers
+ * every request but Activate with an error until it is activated (WRITE and
+ * DESTROY_DEVICE are dropped), and a second Activate with an error. */
 enum proto_type {
         /* requests, launcher -> device */
         PROTO_ACTIVATE = 1,
@@ -51,9 +72,12 @@ enum proto_type {
         /* replies, device -> launcher */
         PROTO_REPLY_OK = 0x100,
         PROTO_REPLY_ERROR,
-        PROTO_REPLY_DATA,   /* to READ */
-        PROTO_REPLY_U32,    /* to READ_CONFIG, READ_VIRTUAL_CONFIG */
-        PROTO_REPLY_RANGES, /* to GET_RANGES */
+        PROTO_REPLY_DATA,         /* to READ */
+        PROTO_REPLY_U32,          /* to READ_CONFIG, READ_VIRTUAL_CONFIG */
+        PROTO_REPLY_RANGES,       /* to GET_RANGES */
+        PROTO_REPLY_CONFIG_WRITE, /* to WRITE_CONFIG */
+        PROTO_REPLY_BOOL,         /* to INIT_PCI_CONFIG_MAPPING */
+        PROTO_REPLY_SNAPSHOT,     /* to SNAPSHOT: JSON text */
         _PROTO_REPLY_MAX,
 };
 
@@ -93,9 +117,12 @@ struct proto_config_write {
 
 struct proto_u32 {
         uint32_t value;
-        uint32_t reg; /* READ_CONFIG, WRITE_VIRTUAL_CONFIG */
+        uint32_t reg; /* READ_CONFIG, READ_VIRTUAL_CONFIG, WRITE_VIRTUAL_CONFIG */
 } __attribute__((packed));
 
+/* The ranges of a device (GetRanges) and those a config write moves. Within
+ * count: len >= 1, base + len does not wrap, bus is a proto_bus, and a PIO
+ * range ends at or below 0x10000. */
 struct proto_range {
         uint64_t base;
         uint64_t len;
@@ -115,6 +142,33 @@ struct proto_data {
         uint8_t data[8];
 } __attribute__((packed));
 
+/* What a config write changed (a BAR moved, a device went away), after
+ * crosvm's ConfigWriteResult: address ranges to unmap and to map, in MMIO
+ * and I/O space, and PCI devices (bus << 8 | device << 3 | function) that
+ * are gone. Each list holds at most PROTO_MAX_CONFIG_CHANGES. */
+struct proto_config_result {
+        uint32_t n_mmio_remove, n_mmio_add, n_io_remove, n_io_add;
+        uint32_t n_removed_pci;
+        uint32_t reserved;
+        struct proto_range mmio_remove[PROTO_MAX_CONFIG_CHANGES];
+        struct proto_range mmio_add[PROTO_MAX_CONFIG_CHANGES];
+        struct proto_range io_remove[PROTO_MAX_CONFIG_CHANGES];
+        struct proto_range io_add[PROTO_MAX_CONFIG_CHANGES];
+        uint32_t removed_pci[PROTO_MAX_CONFIG_CHANGES];
+} __attribute__((packed));
+
+/* The shared memory (the fd) that mirrors PCI config space: len >= 1 bytes
+ * at base of it; base + len does not wrap. */
+struct proto_pci_mapping {
+        uint64_t base;
+        uint64_t len;
+} __attribute__((packed));
+
+struct proto_bool {
+        uint32_t value; /* 0 or 1 */
+        uint32_t reserved;
+} __attribute__((packed));
+
 struct proto_attach_fd {
         uint32_t role; /* enum proto_fd_role */
         uint32_t arg;
@@ -125,8 +179,9 @@ struct proto_error {
         char message[PROTO_ERROR_MAX]; /* NUL-terminated */
 } __attribute__((packed));
 
-/* A received message. fds[] are owned by the message: proto_msg_done()
- * closes those the receiver did not take (set an entry to -1 to take it). */
+/* A received message. fds[] and text are owned by the message:
+ * proto_msg_done() closes the fds the receiver did not take (set an entry to
+ * -1 to take it) and frees text (set it to NULL to take it). */
 struct proto_msg {
         struct proto_header hdr;
         union {
@@ -135,10 +190,15 @@ struct proto_msg {
                 struct proto_u32 u32;
                 struct proto_ranges ranges;
                 struct proto_data data;
+                struct proto_config_result config_result;
+                struct proto_pci_mapping pci_mapping;
+                struct proto_bool boolean;
                 struct proto_attach_fd attach_fd;
                 struct proto_error error;
                 uint8_t raw[512];
         } body;
+        char *text; /* RESTORE, REPLY_SNAPSHOT: NUL-terminated, text_len bytes before the NUL */
+        size_t text_len;
         int fds[PROTO_MAX_FDS];
         unsigned n_fds;
 };
@@ -146,21 +206,42 @@ struct proto_msg {
 /* Name of a type for logs, "unknown" for anything else. */
 const char *proto_type_to_string(unsigned type);
 
-/* Sends one packet. Returns 0 or -errno. */
+/* The reply type a request takes; 0 for those that take none (WRITE,
+ * DESTROY_DEVICE) and for anything that is no request. */
+unsigned proto_reply_type(unsigned request);
+
+/* Sends one packet (body up to PROTO_PACKET_MAX - header). Returns 0 or
+ * -errno; -EAGAIN if the socket has a send timeout (SO_SNDTIMEO) and the
+ * peer did not make room in time. */
 int proto_send(int sock, uint16_t type, const void *body, size_t len, const int *fds, size_t n_fds);
 
-/* Receives one packet and validates it: -ETIMEDOUT after timeout_ms (<0 waits
- * forever), -ECONNRESET on hang-up, -EBADMSG for anything malformed (wrong
- * magic or version, unknown type, body length not the type's, fds where
- * none belong, truncated packet); fds of a rejected packet are closed. */
+/* Validates one packet of len bytes in buf that came with n_fds fds, and
+ * fills m. m owns fds[] from the start, whatever the result: on failure
+ * they are closed and m holds nothing to free. Returns 0, -EBADMSG for
+ * anything malformed (short, oversized, wrong magic or version, unknown
+ * type, body length not the type's, a field out of range, fds where none
+ * belong), or -ENOMEM. A pure function of its input: the fuzz targets call
+ * it. */
+int proto_parse(const void *buf, size_t len, const int *fds, size_t n_fds, struct proto_msg *m);
+
+/* Receives one packet and parses it: -ETIMEDOUT after timeout_ms (<0 waits
+ * forever), -ECONNRESET on hang-up, and what proto_parse returns; fds of a
+ * rejected or truncated packet are closed. */
 int proto_recv(int sock, struct proto_msg *m, int timeout_ms);
 
 void proto_msg_done(struct proto_msg *m);
 
-/* Request and wait for the reply; a PROTO_REPLY_ERROR becomes -error with the
- * message copied to errbuf (if given). A reply of a type the request does
- * not take is -EBADMSG. WRITE and DESTROY_DEVICE take no reply: for them it
- * only sends. reply may be NULL. */
+/* Launcher side: judges reply as the answer to request. A PROTO_REPLY_ERROR
+ * becomes -error (an errno outside 1..4095 becomes -EIO) with the message
+ * copied to errbuf (if given); a reply of a type the request does not take
+ * is -EBADMSG (and reply is released). 0 if it is the right reply. */
+int proto_reply_check(unsigned request, struct proto_msg *reply, char *errbuf, size_t errlen);
+
+/* Request and wait for the reply, judged by proto_reply_check(). WRITE and
+ * DESTROY_DEVICE take no reply: for them it only sends. reply may be NULL.
+ * After a failure, reply->hdr.type tells a device's error reply
+ * (PROTO_REPLY_ERROR: the device lives) from a failure of the transport or
+ * the peer (anything else: timeout, hang-up, malformed or wrong reply). */
 int proto_call(int sock, uint16_t type, const void *body, size_t len, const int *fds, size_t n_fds,
                struct proto_msg *reply, int timeout_ms, char *errbuf, size_t errlen);
 

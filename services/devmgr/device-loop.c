@@ -2,20 +2,51 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "device-loop.h"
 #include "log.h"
 
-struct device_loop {
-        int sock;
-        const struct device_kind *kind;
-        void *dev;
-        bool active;
-        struct proto_ranges ranges; /* fixed at Activate */
-};
+void device_loop_init(struct device_loop *l, int sock, const struct device_kind *kind, void *dev) {
+        *l = (struct device_loop) { .sock = sock, .kind = kind, .dev = dev };
+}
+
+static int reply_ok(struct device_loop *l) {
+        return proto_send(l->sock, PROTO_REPLY_OK, NULL, 0, NULL, 0);
+}
+
+static int reply_u32(struct device_loop *l, uint32_t reg, uint32_t value) {
+        struct proto_u32 u = { .value = value, .reg = reg };
+        return proto_send(l->sock, PROTO_REPLY_U32, &u, sizeof(u), NULL, 0);
+}
+
+static int reply_unsupported(struct device_loop *l, unsigned type) {
+        return proto_reply_error(l->sock, EOPNOTSUPP, "%s is not supported by %s", proto_type_to_string(type),
+                                 l->kind->name);
+}
+
+/* An op's failure as an error reply: its own message if it wrote one. */
+static int reply_failure(struct device_loop *l, unsigned type, int r, const char *err) {
+        return proto_reply_error(l->sock, r, "%s failed: %s", proto_type_to_string(type),
+                                 err && err[0] ? err : strerror(-r));
+}
+
+/* The ranges a kind reports are input to the launcher's address map: held
+ * to the same rules the launcher's parser applies. */
+static int load_ranges(struct device_loop *l) {
+        struct proto_ranges rs = {};
+        int r;
+
+        r = l->kind->get_ranges(l->dev, &rs);
+        if (r < 0)
+                return r;
+        if (rs.count > PROTO_MAX_RANGES)
+                return -EINVAL;
+        l->ranges = rs;
+        return 0;
+}
 
 /* Checks an access against the ranges the device announced, so kinds only
  * ever see offsets within their own ranges. */
@@ -63,6 +94,114 @@ static int handle_write(struct device_loop *l, const struct proto_access *a) {
         return 0;
 }
 
+static int handle_read_config(struct device_loop *l, unsigned type, uint32_t reg) {
+        int (*op)(void *, uint32_t, uint32_t *) =
+                type == PROTO_READ_CONFIG ? l->kind->read_config : l->kind->read_virtual_config;
+        uint32_t value = 0;
+        int r;
+
+        if (!op)
+                return reply_unsupported(l, type);
+        r = op(l->dev, reg, &value);
+        if (r < 0)
+                return reply_failure(l, type, r, NULL);
+        return reply_u32(l, reg, value);
+}
+
+static int handle_write_config(struct device_loop *l, const struct proto_config_write *w) {
+        struct proto_config_result res = {};
+        int r;
+
+        if (!l->kind->write_config)
+                return reply_unsupported(l, PROTO_WRITE_CONFIG);
+        r = l->kind->write_config(l->dev, w->reg, w->offset, w->len, w->data, &res);
+        if (r < 0)
+                return reply_failure(l, PROTO_WRITE_CONFIG, r, NULL);
+        /* A moved BAR moves what accesses are checked against. */
+        if (res.n_io_remove || res.n_io_add || res.n_mmio_remove || res.n_mmio_add) {
+                r = load_ranges(l);
+                if (r < 0)
+                        return proto_reply_error(l->sock, r, "device has no valid ranges after the config write");
+        }
+        return proto_send(l->sock, PROTO_REPLY_CONFIG_WRITE, &res, sizeof(res), NULL, 0);
+}
+
+static int handle_pci_mapping(struct device_loop *l, const struct proto_msg *m) {
+        struct proto_bool b = {};
+        bool ok = false;
+        int r;
+
+        if (!l->kind->init_pci_config_mapping)
+                return reply_unsupported(l, PROTO_INIT_PCI_CONFIG_MAPPING);
+        r = l->kind->init_pci_config_mapping(l->dev, m->fds[0], m->body.pci_mapping.base, m->body.pci_mapping.len,
+                                             &ok);
+        if (r < 0)
+                return reply_failure(l, PROTO_INIT_PCI_CONFIG_MAPPING, r, NULL);
+        b.value = ok;
+        return proto_send(l->sock, PROTO_REPLY_BOOL, &b, sizeof(b), NULL, 0);
+}
+
+static int handle_write_virtual_config(struct device_loop *l, const struct proto_u32 *u) {
+        int r;
+
+        if (!l->kind->write_virtual_config)
+                return reply_unsupported(l, PROTO_WRITE_VIRTUAL_CONFIG);
+        r = l->kind->write_virtual_config(l->dev, u->reg, u->value);
+        if (r < 0)
+                return reply_failure(l, PROTO_WRITE_VIRTUAL_CONFIG, r, NULL);
+        return reply_ok(l);
+}
+
+static int handle_snapshot(struct device_loop *l) {
+        _cleanup_free_ char *json = NULL;
+        char err[PROTO_ERROR_MAX] = "";
+        size_t n;
+        int r;
+
+        if (!l->kind->snapshot)
+                return reply_unsupported(l, PROTO_SNAPSHOT);
+        r = l->kind->snapshot(l->dev, &json, err, sizeof(err));
+        if (r < 0)
+                return reply_failure(l, PROTO_SNAPSHOT, r, err);
+        n = json ? strlen(json) : 0;
+        if (n == 0 || n > PROTO_TEXT_MAX)
+                return proto_reply_error(l->sock, EMSGSIZE, "Snapshot failed: %zu bytes of state, limit %zu", n,
+                                         (size_t) PROTO_TEXT_MAX);
+        return proto_send(l->sock, PROTO_REPLY_SNAPSHOT, json, n, NULL, 0);
+}
+
+static int handle_restore(struct device_loop *l, const struct proto_msg *m) {
+        char err[PROTO_ERROR_MAX] = "";
+        int r;
+
+        if (!l->kind->restore)
+                return reply_unsupported(l, PROTO_RESTORE);
+        r = l->kind->restore(l->dev, m->text, err, sizeof(err));
+        if (r < 0)
+                return reply_failure(l, PROTO_RESTORE, r, err);
+        return reply_ok(l);
+}
+
+/* Sleep and Wake are a state of the loop, so a second Sleep is refused
+ * whatever the kind; the kind's own op (if any) runs on each change. */
+static int handle_sleep_wake(struct device_loop *l, unsigned type) {
+        bool sleep = type == PROTO_SLEEP;
+        int (*op)(void *, char *, size_t) = sleep ? l->kind->sleep : l->kind->wake;
+        char err[PROTO_ERROR_MAX] = "";
+        int r;
+
+        if (l->asleep == sleep)
+                return proto_reply_error(l->sock, EALREADY, "%s failed: device is %s already",
+                                         proto_type_to_string(type), sleep ? "asleep" : "awake");
+        if (op) {
+                r = op(l->dev, err, sizeof(err));
+                if (r < 0)
+                        return reply_failure(l, type, r, err);
+        }
+        l->asleep = sleep;
+        return reply_ok(l);
+}
+
 static int handle_attach_fd(struct device_loop *l, struct proto_msg *m) {
         char err[PROTO_ERROR_MAX] = "";
         int r;
@@ -73,32 +212,41 @@ static int handle_attach_fd(struct device_loop *l, struct proto_msg *m) {
         if (r < 0)
                 return proto_reply_error(l->sock, r, "%s", err[0] ? err : strerror(-r));
         m->fds[0] = -1; /* the device owns it now */
-        return proto_send(l->sock, PROTO_REPLY_OK, NULL, 0, NULL, 0);
+        return reply_ok(l);
 }
 
-/* Returns 1 when the loop should end, 0 to go on, -errno on socket failure. */
-static int handle_request(struct device_loop *l, struct proto_msg *m) {
+static int handle_activate(struct device_loop *l) {
+        int r;
+
+        if (l->active) {
+                /* The endpoint is an fd and may have been copied; the first
+                 * Activate bound the device, and it stays bound. */
+                log_warning("Refusing a second Activate: the device is bound to its first owner.");
+                return proto_reply_error(l->sock, EALREADY, "device is already active");
+        }
+        r = load_ranges(l);
+        if (r < 0)
+                return proto_reply_error(l->sock, r, "device has no valid ranges");
+        l->active = true;
+        log_debug("Activated.");
+        return reply_ok(l);
+}
+
+int device_loop_handle(struct device_loop *l, struct proto_msg *m) {
         unsigned type = m->hdr.type;
         int r;
 
-        if (type == PROTO_ACTIVATE) {
-                if (l->active) {
-                        log_warning("Refusing a second Activate: the device is bound to its first owner.");
-                        return proto_reply_error(l->sock, EALREADY, "device is already active");
-                }
-                r = l->kind->get_ranges(l->dev, &l->ranges);
-                if (r < 0 || l->ranges.count > PROTO_MAX_RANGES)
-                        return proto_reply_error(l->sock, r < 0 ? r : EINVAL, "device has no valid ranges");
-                l->active = true;
-                log_debug("Activated.");
-                return proto_send(l->sock, PROTO_REPLY_OK, NULL, 0, NULL, 0);
-        }
+        if (type == PROTO_ACTIVATE)
+                return handle_activate(l);
         if (type >= PROTO_REPLY_OK)
                 return proto_reply_error(l->sock, EBADMSG, "%s is a reply, not a request", proto_type_to_string(type));
         if (!l->active) {
-                /* A DESTROY_DEVICE takes no reply, even here. */
-                if (type == PROTO_DESTROY_DEVICE)
-                        return 1;
+                /* Requests without a reply get none here either: an answer
+                 * would be read as the reply to the sender's next call. */
+                if (type == PROTO_WRITE || type == PROTO_DESTROY_DEVICE) {
+                        log_warning("Dropped %s before Activate.", proto_type_to_string(type));
+                        return 0;
+                }
                 return proto_reply_error(l->sock, EPERM, "%s before Activate", proto_type_to_string(type));
         }
 
@@ -107,31 +255,48 @@ static int handle_request(struct device_loop *l, struct proto_msg *m) {
                 return handle_read(l, &m->body.access);
         case PROTO_WRITE:
                 return handle_write(l, &m->body.access);
+        case PROTO_READ_CONFIG:
+        case PROTO_READ_VIRTUAL_CONFIG:
+                return handle_read_config(l, type, m->body.u32.reg);
+        case PROTO_WRITE_CONFIG:
+                return handle_write_config(l, &m->body.config_write);
+        case PROTO_INIT_PCI_CONFIG_MAPPING:
+                return handle_pci_mapping(l, m);
+        case PROTO_WRITE_VIRTUAL_CONFIG:
+                return handle_write_virtual_config(l, &m->body.u32);
         case PROTO_GET_RANGES:
                 return proto_send(l->sock, PROTO_REPLY_RANGES, &l->ranges, sizeof(l->ranges), NULL, 0);
-        case PROTO_ATTACH_FD:
-                return handle_attach_fd(l, m);
+        case PROTO_SNAPSHOT:
+                return handle_snapshot(l);
+        case PROTO_RESTORE:
+                return handle_restore(l, m);
         case PROTO_SLEEP:
         case PROTO_WAKE:
-                /* Nothing runs on its own but input, which waits in the socket. */
-                return proto_send(l->sock, PROTO_REPLY_OK, NULL, 0, NULL, 0);
+                return handle_sleep_wake(l, type);
+        case PROTO_ATTACH_FD:
+                return handle_attach_fd(l, m);
         case PROTO_SHUTDOWN:
-                r = proto_send(l->sock, PROTO_REPLY_OK, NULL, 0, NULL, 0);
+                /* Ok means: everything the device held is released. */
+                if (l->kind->destroy_device)
+                        l->kind->destroy_device(l->dev);
+                r = reply_ok(l);
                 return r < 0 ? r : 1;
         case PROTO_DESTROY_DEVICE:
+                if (l->kind->destroy_device)
+                        l->kind->destroy_device(l->dev);
                 return 1;
         default:
-                return proto_reply_error(l->sock, EOPNOTSUPP, "%s is not supported by %s",
-                                         proto_type_to_string(type), l->kind->name);
+                return reply_unsupported(l, type);
         }
 }
 
 int device_loop_run(int sock, const struct device_kind *kind, void *dev) {
-        struct device_loop l = { .sock = sock, .kind = kind, .dev = dev };
+        struct device_loop l;
 
+        device_loop_init(&l, sock, kind, dev);
         for (;;) {
                 struct pollfd p[2] = { { .fd = sock, .events = POLLIN } };
-                int efd = l.active && kind->event_fd ? kind->event_fd(dev) : -1;
+                int efd = l.active && !l.asleep && kind->event_fd ? kind->event_fd(dev) : -1;
                 struct proto_msg m;
                 int r;
 
@@ -161,10 +326,12 @@ int device_loop_run(int sock, const struct device_kind *kind, void *dev) {
                 if (r == -EBADMSG) {
                         log_warning("Rejected a malformed packet.");
                         r = proto_reply_error(sock, EBADMSG, "malformed packet");
-                } else if (r < 0)
+                } else if (r == -ENOMEM)
+                        r = proto_reply_error(sock, ENOMEM, "out of memory");
+                else if (r < 0)
                         return log_error_errno(r, "Failed to receive: %m");
                 else {
-                        r = handle_request(&l, &m);
+                        r = device_loop_handle(&l, &m);
                         proto_msg_done(&m);
                 }
                 if (r == -ECONNRESET)

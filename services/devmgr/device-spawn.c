@@ -1,19 +1,64 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "device-loop.h"
+#include "device-report.h"
 #include "device-spawn.h"
-#include "jail.h"
 #include "log.h"
+#include "macro.h"
+
+/* In the device process: the report socket and the kind as served, whose
+ * get_ranges is wrapped to tell devmgr about the first Activate (the loop
+ * asks for the ranges first thing when it accepts Activate). */
+static int child_report = -1;
+static struct device_kind child_kind;
+static int (*child_get_ranges)(void *dev, struct proto_ranges *ret);
+
+static int get_ranges_reporting_active(void *dev, struct proto_ranges *ret) {
+        int r = child_get_ranges(dev, ret);
+
+        if (r >= 0 && child_report >= 0) {
+                (void) device_report_send(child_report, DEVICE_REPORT_ACTIVE, -1);
+                /* Once is enough; later calls come from config writes. */
+                child_report = safe_close(child_report);
+        }
+        return r;
+}
+
+/* Blocks until devmgr has written the id maps; fails if it is gone. */
+static int child_wait_go(int report) {
+        enum device_report_type type;
+        int fd, r;
+
+        for (;;) {
+                struct pollfd p = { .fd = report, .events = POLLIN };
+
+                if (poll(&p, 1, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                r = device_report_recv(report, &type, &fd);
+                if (r == -EAGAIN || r == -EINTR)
+                        continue;
+                if (r < 0)
+                        return r;
+                safe_close(fd);
+                return type == DEVICE_REPORT_GO ? 0 : -EBADMSG;
+        }
+}
 
 /* The device process: jail first, then serve. It never returns. */
 static _Noreturn void device_child(const struct device_kind *kind, void *dev, const struct seccomp_policy *policy,
-                                   const char *name, int sock) {
+                                   const struct jail_config *jail, const char *name, int sock, int report) {
+        int keep[2] = { sock, report }, listener = -1;
         sigset_t all;
         int r;
 
@@ -22,17 +67,34 @@ static _Noreturn void device_child(const struct device_kind *kind, void *dev, co
         (void) sigprocmask(SIG_SETMASK, &all, NULL);
         log_set_context(name);
 
-        sock = jail_close_fds(sock);
-        if (sock < 0)
+        /* Armed before anything else; jail_enter() arms it again once the
+         * ids have changed. */
+        if (jail_watch_parent(report) < 0)
                 _exit(EXIT_FAILURE);
-        r = jail_enter();
+        if (jail_close_fds(keep, ELEMENTSOF(keep)) < 0)
+                _exit(EXIT_FAILURE);
+        sock = keep[0];
+        report = keep[1];
+        if (child_wait_go(report) < 0)
+                _exit(EXIT_FAILURE);
+        if (jail_enter(jail, report) < 0)
+                _exit(EXIT_FAILURE);
+        if (seccomp_policy_apply(policy, &listener) < 0)
+                _exit(EXIT_FAILURE);
+        /* From here on, only the allowlist and the jail baseline. The
+         * listener goes to devmgr before any request is read, so it is
+         * never something a compromised device chose. */
+        r = device_report_send(report, DEVICE_REPORT_LISTENER, listener);
+        safe_close(listener);
         if (r < 0)
-                _exit(EXIT_FAILURE);
-        r = seccomp_policy_apply(policy);
-        if (r < 0)
-                _exit(EXIT_FAILURE);
+                syscall(SYS_exit_group, EXIT_FAILURE);
 
-        r = device_loop_run(sock, kind, dev);
+        child_report = report;
+        child_kind = *kind;
+        child_get_ranges = kind->get_ranges;
+        child_kind.get_ranges = get_ranges_reporting_active;
+
+        r = device_loop_run(sock, &child_kind, dev);
         kind->destroy(dev);
         /* exit_group directly: nothing is left to flush, and libc's or a
          * sanitizer's exit path may make calls the policy does not allow. */
@@ -40,30 +102,62 @@ static _Noreturn void device_child(const struct device_kind *kind, void *dev, co
         _exit(EXIT_FAILURE); /* not reached */
 }
 
-int device_spawn(const struct device_kind *kind, void *dev, const struct seccomp_policy *policy, const char *name,
-                 int *ret_endpoint, pid_t *ret_pid) {
-        _cleanup_close_ int ours = -1, theirs = -1;
-        int sv[2];
+static bool userns_refused(int error) {
+        /* EPERM: a sysctl or LSM forbids it; ENOSPC/EUSERS: the count limit;
+         * EINVAL: a kernel without user namespaces. */
+        return error == EPERM || error == ENOSPC || error == EUSERS || error == EINVAL;
+}
+
+int device_spawn(const struct device_kind *kind, void *dev, const struct seccomp_policy *policy,
+                 const struct jail_config *jail, const char *name, struct device_process *ret) {
+        _cleanup_close_ int ours = -1, theirs = -1, report = -1, their_report = -1;
+        struct jail_config c = *jail;
+        int sv[2], r;
         pid_t pid;
 
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return log_error_errno(errno, "Failed to create the endpoint pair: %m");
         ours = sv[0];
         theirs = sv[1];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return log_error_errno(errno, "Failed to create the report pair: %m");
+        report = sv[0];
+        their_report = sv[1];
 
         /* clone() rather than fork() + unshare(): the device itself is pid 1
          * of its pid namespace and still our direct child, so we reap it and
          * its pid is the one that matters. devmgr is single-threaded, so the
          * child may run libc after a raw clone as after fork(). */
-        pid = (pid_t) syscall(SYS_clone, JAIL_CLONE_FLAGS | SIGCHLD, NULL, NULL, NULL, 0);
+        for (;;) {
+                pid = (pid_t) syscall(SYS_clone, jail_clone_flags(c.userns) | SIGCHLD, NULL, NULL, NULL, 0);
+                if (pid >= 0 || !c.userns || !userns_refused(errno))
+                        break;
+                log_warning_errno(errno, "The host refuses a user namespace (%m); jailing %s without one.", name);
+                c.userns = false;
+        }
         if (pid < 0)
                 return log_error_errno(errno, "Failed to start a device process: %m");
         if (pid == 0) {
                 ours = safe_close(ours);
-                device_child(kind, dev, policy, name, TAKE_FD(theirs));
+                report = safe_close(report);
+                device_child(kind, dev, policy, &c, name, TAKE_FD(theirs), TAKE_FD(their_report));
+        }
+        their_report = safe_close(their_report);
+
+        r = c.userns ? jail_map_ids(pid, &c) : 0;
+        if (r >= 0)
+                r = device_report_send(report, DEVICE_REPORT_GO, -1);
+        if (r < 0) {
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return log_error_errno(r, "Failed to release device process %d: %m", (int) pid);
         }
 
-        *ret_endpoint = TAKE_FD(ours);
-        *ret_pid = pid;
+        *ret = (struct device_process) {
+                .pid = pid,
+                .endpoint = TAKE_FD(ours),
+                .report = TAKE_FD(report),
+                .userns = c.userns,
+        };
         return 0;
 }

@@ -1,13 +1,22 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "device.h"
+#include "jail.h"
 #include "seccomp-policy.h"
 
+struct device_process {
+        pid_t pid;    /* direct child of the caller (to be reaped), pid 1 of its namespace */
+        int endpoint; /* the launcher's end of the device protocol */
+        int report;   /* devmgr's end of the report channel (device-report.h) */
+        bool userns;  /* whether it got a user namespace (the host may refuse one) */
+};
+
 /* Starts a jailed process serving dev (already created from its config) on
- * a new SOCK_SEQPACKET pair; returns the other end and the pid, which is a
- * direct child of the caller (to be reaped) and pid 1 of its namespace. */
-int device_spawn(const struct device_kind *kind, void *dev, const struct seccomp_policy *policy, const char *name,
-                 int *ret_endpoint, pid_t *ret_pid);
+ * a new SOCK_SEQPACKET pair. jail->userns asks for a user namespace; if the
+ * host refuses one, the device is jailed without and ret->userns says so. */
+int device_spawn(const struct device_kind *kind, void *dev, const struct seccomp_policy *policy,
+                 const struct jail_config *jail, const char *name, struct device_process *ret);

@@ -7,6 +7,7 @@
  * concrete device. */
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,10 @@ struct device_kind {
         const char *name;
         /* Base name of the seccomp policy file, seccomp/<name>.policy. */
         const char *seccomp_policy;
+        /* Jail limits (jail.h): address space in bytes (0: none, for kinds
+         * that map guest memory) and open fds (0: JAIL_NOFILE_DEFAULT). */
+        uint64_t rlimit_as;
+        unsigned rlimit_nofile;
 
         /* Validates config (a JSON object) and builds the device state. Runs
          * in devmgr before the fork, so bad config is a D-Bus error; on
@@ -32,9 +37,39 @@ struct device_kind {
         int (*attach_fd)(void *dev, uint32_t role, uint32_t arg, int fd, char *err, size_t errlen);
 
         /* The device's own event source (console input): an fd to poll for
-         * POLLIN now, or -1; asked again on every loop turn. */
+         * POLLIN now, or -1; asked again on every loop turn (not while the
+         * device sleeps). */
         int (*event_fd)(void *dev);
         int (*handle_event)(void *dev);
+
+        /* Optional; a kind without one answers that request with EOPNOTSUPP
+         * (Sleep and Wake excepted: see below). err, when set, becomes the
+         * error reply's message; returns 0 or -errno. */
+
+        /* PCI config space registers (4 bytes each). write_config gets
+         * offset + len <= 4 and fills what the write moved (ret starts
+         * zeroed; lists within PROTO_MAX_CONFIG_CHANGES, I/O ranges with bus
+         * PIO, MMIO ones with bus MMIO). */
+        int (*read_config)(void *dev, uint32_t reg, uint32_t *ret);
+        int (*write_config)(void *dev, uint32_t reg, uint32_t offset, uint32_t len, const uint8_t *data,
+                            struct proto_config_result *ret);
+        /* fd is borrowed for the call (dup it to keep it); *ret says whether
+         * the device now mirrors its config space there. */
+        int (*init_pci_config_mapping)(void *dev, int fd, uint64_t base, uint64_t len, bool *ret);
+        int (*read_virtual_config)(void *dev, uint32_t reg, uint32_t *ret);
+        int (*write_virtual_config)(void *dev, uint32_t reg, uint32_t value);
+        /* Releases what the device holds outside its own memory (fds,
+         * mappings): on DestroyDevice, and before the Ok to Shutdown. */
+        void (*destroy_device)(void *dev);
+        /* State as JSON text (malloc'd, < PROTO_TEXT_MAX bytes), and back.
+         * restore validates everything before it changes anything. */
+        int (*snapshot)(void *dev, char **ret_json, char *err, size_t errlen);
+        int (*restore)(void *dev, const char *json, char *err, size_t errlen);
+        /* Without these, Sleep and Wake still work: the loop stops polling
+         * event_fd while asleep, which is all a kind without its own
+         * threads or timers does on its own. */
+        int (*sleep)(void *dev, char *err, size_t errlen);
+        int (*wake)(void *dev, char *err, size_t errlen);
 };
 
 void device_kind_register(const struct device_kind *kind);

@@ -3,8 +3,11 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -14,25 +17,127 @@
 
 #include "jail.h"
 #include "log.h"
+#include "macro.h"
 
+/* Where the new root is mounted before pivot_root; any directory does, the
+ * mount is private to the device's mount namespace. */
 #define JAIL_ROOT "/tmp"
 
-int jail_close_fds(int keep_fd) {
-        int null;
+static const struct {
+        const char *name;
+        unsigned long flag;
+} namespaces[_JAIL_NS_MAX] = {
+        [JAIL_NS_USER] = { "user", CLONE_NEWUSER },  [JAIL_NS_PID] = { "pid", CLONE_NEWPID },
+        [JAIL_NS_MNT] = { "mnt", CLONE_NEWNS },      [JAIL_NS_NET] = { "net", CLONE_NEWNET },
+        [JAIL_NS_IPC] = { "ipc", CLONE_NEWIPC },     [JAIL_NS_UTS] = { "uts", CLONE_NEWUTS },
+        [JAIL_NS_CGROUP] = { "cgroup", CLONE_NEWCGROUP },
+};
 
-        if (keep_fd != 3) {
-                if (dup3(keep_fd, 3, O_CLOEXEC) < 0)
-                        return log_error_errno(errno, "Failed to move the endpoint: %m");
+static uint64_t ns_inodes[_JAIL_NS_MAX];
+
+const char *jail_ns_name(enum jail_ns ns) {
+        return ns < _JAIL_NS_MAX ? namespaces[ns].name : NULL;
+}
+
+unsigned long jail_clone_flags(bool userns) {
+        unsigned long flags = 0;
+
+        for (size_t i = 0; i < _JAIL_NS_MAX; i++)
+                if (i != JAIL_NS_USER || userns)
+                        flags |= namespaces[i].flag;
+        return flags;
+}
+
+const char *jail_namespaces_string(bool userns) {
+        return userns ? "user pid mnt net ipc uts cgroup" : "pid mnt net ipc uts cgroup";
+}
+
+const uint64_t *jail_namespace_inodes(void) {
+        return ns_inodes;
+}
+
+static int write_file(const char *path, const char *text) {
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        size_t len = strlen(text);
+
+        if (fd < 0)
+                return -errno;
+        if (write(fd, text, len) != (ssize_t) len)
+                return -errno;
+        return 0;
+}
+
+int jail_map_ids(pid_t pid, const struct jail_config *c) {
+        char path[64], map[64];
+        int r;
+
+        /* One id each way: nothing else of the host exists in there, and
+         * the host's root is not mapped. setgroups stays allowed (we write
+         * the map with CAP_SETGID) so that the child can drop the
+         * supplementary groups it inherited; those are host groups. */
+        snprintf(map, sizeof(map), "%u %u 1\n", JAIL_INNER_ID, (unsigned) c->host_uid);
+        snprintf(path, sizeof(path), "/proc/%d/uid_map", (int) pid);
+        r = write_file(path, map);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write %s: %m", path);
+        snprintf(map, sizeof(map), "%u %u 1\n", JAIL_INNER_ID, (unsigned) c->host_gid);
+        snprintf(path, sizeof(path), "/proc/%d/gid_map", (int) pid);
+        r = write_file(path, map);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write %s: %m", path);
+        return 0;
+}
+
+int jail_close_fds(int *keep, size_t n) {
+        int null, next = 3;
+
+        /* First out of the way (F_DUPFD >= 3 + n), then into place, so a
+         * keep fd already at 3.. is never overwritten. */
+        for (size_t i = 0; i < n; i++) {
+                int fd = fcntl(keep[i], F_DUPFD_CLOEXEC, (int) (3 + n));
+                if (fd < 0)
+                        return log_error_errno(errno, "Failed to move fd %d: %m", keep[i]);
+                keep[i] = fd;
+        }
+        for (size_t i = 0; i < n; i++, next++) {
+                if (dup3(keep[i], next, O_CLOEXEC) < 0)
+                        return log_error_errno(errno, "Failed to move fd %d to %d: %m", keep[i], next);
+                keep[i] = next;
         }
         null = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null < 0)
                 return log_error_errno(errno, "Failed to open /dev/null: %m");
         if (dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0)
                 return log_error_errno(errno, "Failed to replace stdin/stdout: %m");
-        /* Everything else devmgr had open (the bus, other endpoints) goes. */
-        if (syscall(SYS_close_range, 4, ~0U, 0) < 0)
+        /* Everything else devmgr had open (the bus, other endpoints, the
+         * temporary copies above) goes. */
+        if (syscall(SYS_close_range, (unsigned) next, ~0U, 0) < 0)
                 return log_error_errno(errno, "Failed to close inherited fds: %m");
-        return 3;
+        return 0;
+}
+
+int jail_watch_parent(int parent_fd) {
+        struct pollfd p = { .fd = parent_fd, .events = POLLIN };
+
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+                return log_error_errno(errno, "Failed to set the parent-death signal: %m");
+        if (poll(&p, 1, 0) < 0)
+                return log_error_errno(errno, "Failed to poll the report socket: %m");
+        if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
+                return log_error_errno(ESRCH, "devmgr is gone, not starting.");
+        return 0;
+}
+
+/* Before the root goes: /proc is still the host's, and the namespaces are
+ * already the device's (they came with clone()). */
+static void jail_record_namespaces(void) {
+        for (size_t i = 0; i < _JAIL_NS_MAX; i++) {
+                char path[64];
+                struct stat st;
+
+                snprintf(path, sizeof(path), "/proc/self/ns/%s", namespaces[i].name);
+                ns_inodes[i] = stat(path, &st) == 0 ? (uint64_t) st.st_ino : 0;
+        }
 }
 
 /* tmpfs as the new root, then pivot_root(".", ".") and detach the old root,
@@ -55,30 +160,42 @@ static int jail_pivot_root(void) {
         return 0;
 }
 
-static int jail_rlimits(void) {
-        static const struct { int resource; rlim_t value; } limits[] = {
-                { RLIMIT_CORE, 0 },           /* no core dumps of guest-facing code */
-                { RLIMIT_NOFILE, JAIL_NOFILE }, /* endpoint, irqfd, console, a few spare */
-                { RLIMIT_FSIZE, 0 },          /* it writes no files */
-                { RLIMIT_NPROC, 0 },          /* and starts no processes */
+static int jail_rlimits(const struct jail_config *c) {
+        const struct {
+                int resource;
+                rlim_t value;
+        } limits[] = {
+                { RLIMIT_CORE, 0 }, /* no core dumps of guest-facing code */
+                { RLIMIT_NOFILE, c->rlimit_nofile ?: JAIL_NOFILE_DEFAULT },
+                { RLIMIT_FSIZE, 0 }, /* it writes no files */
+                { RLIMIT_NPROC, 0 }, /* and starts no processes */
                 { RLIMIT_MEMLOCK, 0 },
                 { RLIMIT_MSGQUEUE, 0 },
+#if !defined(__SANITIZE_ADDRESS__)
+                /* ASan reserves terabytes of shadow: no address-space limit there. */
+                { RLIMIT_AS, c->rlimit_as ?: RLIM_INFINITY },
+#endif
         };
 
         for (size_t i = 0; i < ELEMENTSOF(limits); i++) {
                 struct rlimit rl = { limits[i].value, limits[i].value };
+
+                /* Never raise: root here may lack CAP_SYS_RESOURCE. */
+                if (limits[i].value == RLIM_INFINITY)
+                        continue;
                 if (setrlimit(limits[i].resource, &rl) < 0)
                         return log_error_errno(errno, "Failed to set rlimit %d: %m", limits[i].resource);
         }
         return 0;
 }
 
-static int jail_drop_privileges(void) {
+static int jail_drop_privileges(const struct jail_config *c) {
         struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
         struct __user_cap_data_struct data[2] = {};
+        uid_t uid = c->userns ? JAIL_INNER_ID : c->host_uid;
+        gid_t gid = c->userns ? JAIL_INNER_ID : c->host_gid;
 
-        /* The bounding set first: dropping it needs CAP_SETPCAP, which
-         * setresuid() below takes away. */
+        /* The bounding set first: dropping it needs CAP_SETPCAP. */
         for (int cap = 0;; cap++) {
                 if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
                         if (errno == EINVAL)
@@ -91,12 +208,14 @@ static int jail_drop_privileges(void) {
 
         if (setgroups(0, NULL) < 0)
                 return log_error_errno(errno, "Failed to drop supplementary groups: %m");
-        if (setresgid(JAIL_GID, JAIL_GID, JAIL_GID) < 0)
-                return log_error_errno(errno, "Failed to set gid %d: %m", JAIL_GID);
-        if (setresuid(JAIL_UID, JAIL_UID, JAIL_UID) < 0)
-                return log_error_errno(errno, "Failed to set uid %d: %m", JAIL_UID);
+        if (setresgid(gid, gid, gid) < 0)
+                return log_error_errno(errno, "Failed to set gid %u: %m", (unsigned) gid);
+        if (setresuid(uid, uid, uid) < 0)
+                return log_error_errno(errno, "Failed to set uid %u: %m", (unsigned) uid);
 
-        /* setresuid() cleared permitted and effective; inheritable stays. */
+        /* In a user namespace whose root is unmapped, setresuid() clears
+         * nothing; outside one it clears permitted and effective. Either
+         * way, all three sets go to 0 here. */
         if (syscall(SYS_capset, &hdr, data) < 0)
                 return log_error_errno(errno, "Failed to clear capabilities: %m");
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -104,23 +223,21 @@ static int jail_drop_privileges(void) {
         return 0;
 }
 
-int jail_enter(void) {
+int jail_enter(const struct jail_config *c, int parent_fd) {
         int r;
 
+        jail_record_namespaces();
         r = jail_pivot_root();
         if (r < 0)
                 return r;
         if (sethostname("device", 6) < 0)
                 return log_error_errno(errno, "Failed to set the host name: %m");
-        r = jail_rlimits();
+        r = jail_rlimits(c);
         if (r < 0)
                 return r;
-        r = jail_drop_privileges();
+        r = jail_drop_privileges(c);
         if (r < 0)
                 return r;
-        /* Changing ids cleared the parent-death signal: set it now. devmgr
-         * dying takes its devices along. */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-                return log_error_errno(errno, "Failed to set the parent-death signal: %m");
-        return 0;
+        /* Changing ids cleared the parent-death signal: arm it again. */
+        return jail_watch_parent(parent_fd);
 }

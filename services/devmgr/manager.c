@@ -5,26 +5,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/wait.h>
+#include <seccomp.h>
+#include <unistd.h>
 
 #include "bus-errors.h"
 #include "bus-util.h"
+#include "device-report.h"
 #include "device-spawn.h"
 #include "json-util.h"
 #include "log.h"
 #include "manager.h"
 
+/* created: the process runs, jailed, waiting for Activate; active: it has
+ * reported its first Activate (advisory: the device says so itself). */
 enum device_state {
-        DEVICE_RUNNING,
+        DEVICE_CREATED,
+        DEVICE_ACTIVE,
         DEVICE_EXITED,
         DEVICE_FAILED,
 };
 
 static const char *const device_state_names[] = {
-        [DEVICE_RUNNING] = "running",
+        [DEVICE_CREATED] = "created",
+        [DEVICE_ACTIVE] = "active",
         [DEVICE_EXITED] = "exited",
         [DEVICE_FAILED] = "failed",
 };
+
+static bool device_running(enum device_state s) {
+        return s == DEVICE_CREATED || s == DEVICE_ACTIVE;
+}
 
 struct managed_device {
         struct manager *manager;
@@ -34,9 +46,16 @@ struct managed_device {
         char *vm;
         const struct device_kind *kind;
         pid_t pid;
+        bool userns;
+        char *seccomp_policy; /* path of the policy file */
         enum device_state state;
         char *exit_reason;
+        char *violation; /* the system call the seccomp listener reported */
         sd_event_source *child_source;
+        int report_fd; /* device-report.h */
+        sd_event_source *report_source;
+        int listener_fd; /* the device's seccomp listener */
+        sd_event_source *listener_source;
         sd_bus_track *track; /* the caller that created it */
 };
 
@@ -47,12 +66,21 @@ static struct managed_device *device_by_path(struct manager *m, const char *path
         return NULL;
 }
 
+/* The report channel and the listener are of no use once the process is gone. */
+static void device_close_channels(struct managed_device *d) {
+        d->report_source = sd_event_source_disable_unref(d->report_source);
+        d->report_fd = safe_close(d->report_fd);
+        d->listener_source = sd_event_source_disable_unref(d->listener_source);
+        d->listener_fd = safe_close(d->listener_fd);
+}
+
 /* Kills (if still running) and reaps the process; the object stays. */
 static void device_kill(struct managed_device *d) {
         siginfo_t si;
 
         d->child_source = sd_event_source_unref(d->child_source);
-        if (d->state != DEVICE_RUNNING)
+        device_close_channels(d);
+        if (!device_running(d->state))
                 return;
         if (kill(d->pid, SIGKILL) < 0 && errno != ESRCH)
                 log_warning_errno(errno, "Failed to kill device process %d: %m", (int) d->pid);
@@ -70,6 +98,8 @@ static void device_free(struct managed_device *d) {
         free(d->path);
         free(d->vm);
         free(d->exit_reason);
+        free(d->violation);
+        free(d->seccomp_policy);
         free(d);
 }
 
@@ -92,19 +122,31 @@ static void device_remove(struct managed_device *d) {
         device_free(d);
 }
 
+static void device_drain_reports(struct managed_device *d);
+
 static int on_device_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
         struct managed_device *d = userdata;
         char *reason = NULL;
         int r;
 
-        if (si->si_code == CLD_EXITED) {
+        /* What the device said before it died (its Activate) comes first. */
+        device_drain_reports(d);
+        device_close_channels(d);
+
+        if (d->violation) {
+                /* devmgr killed it for the call the kernel reported. */
+                d->state = DEVICE_FAILED;
+                r = asprintf(&reason, "seccomp violation: %s", d->violation);
+        } else if (si->si_code == CLD_EXITED) {
                 d->state = si->si_status == 0 ? DEVICE_EXITED : DEVICE_FAILED;
                 r = asprintf(&reason, "exited with status %d", si->si_status);
         } else {
                 d->state = DEVICE_FAILED;
                 if (si->si_status == SIGSYS)
-                        /* Nothing but seccomp sends a device SIGSYS. */
-                        r = asprintf(&reason, "killed by signal %d (SIGSYS: seccomp violation)", si->si_status);
+                        /* The kernel kills only calls of another architecture
+                         * outright; the others are reported first. */
+                        r = asprintf(&reason, "killed by signal %d (SIGSYS: seccomp violation, a system call of another architecture)",
+                                     si->si_status);
                 else
                         r = asprintf(&reason, "killed by signal %d (SIG%s)", si->si_status,
                                      sigabbrev_np(si->si_status) ?: "?");
@@ -121,8 +163,125 @@ static int on_device_exit(sd_event_source *s, const siginfo_t *si, void *userdat
         r = sd_bus_emit_properties_changed(d->manager->bus, d->path, "org.polyvm.Device1", "State", "ExitReason", NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to emit PropertiesChanged for %s: %m", d->path);
+        if (d->state == DEVICE_FAILED) {
+                r = sd_bus_emit_signal(d->manager->bus, d->path, "org.polyvm.Device1", "Failed", "s",
+                                       d->exit_reason ?: "failed");
+                if (r < 0)
+                        log_warning_errno(r, "Failed to emit Failed for %s: %m", d->path);
+        }
         /* sd-event reaps the process after this returns; the source is
          * dropped with the device. */
+        return 0;
+}
+
+/* The device's seccomp filter stopped a call: the kernel says which (the
+ * device cannot forge this), and the device dies for it. */
+static int on_seccomp_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct managed_device *d = userdata;
+        struct seccomp_notif *req = NULL;
+        struct seccomp_notif_resp *resp = NULL;
+        int r;
+
+        if (!(revents & EPOLLIN)) {
+                /* EPOLLHUP: no task uses the filter any more. */
+                d->listener_source = sd_event_source_disable_unref(d->listener_source);
+                return 0;
+        }
+        r = seccomp_notify_alloc(&req, &resp);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate a seccomp notification: %m");
+        r = seccomp_notify_receive(fd, req);
+        if (r < 0) {
+                /* ENOENT: the caller died meanwhile. */
+                seccomp_notify_free(req, resp);
+                return 0;
+        }
+        if (!d->violation) {
+                d->violation = seccomp_policy_syscall_name(req->data.arch, req->data.nr);
+                log_warning("Device %s (%s, pid %d) called %s, which its policy %s does not allow: killing it.",
+                            d->path, d->kind->name, (int) d->pid, d->violation ?: "a system call", d->seccomp_policy);
+        }
+        seccomp_notify_free(req, resp);
+        /* Not yet reaped (we are its parent), so the pid is still its own. */
+        if (device_running(d->state) && kill(d->pid, SIGKILL) < 0 && errno != ESRCH)
+                log_warning_errno(errno, "Failed to kill device process %d: %m", (int) d->pid);
+        return 0;
+}
+
+/* Only a seccomp listener is taken as one: anything else a device might
+ * pass is refused. */
+static bool fd_is_seccomp_listener(int fd) {
+        char path[64], target[64];
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n = readlink(path, target, sizeof(target) - 1);
+        if (n < 0)
+                return false;
+        target[n] = 0;
+        return strcmp(target, "anon_inode:seccomp notify") == 0;
+}
+
+static void device_handle_report(struct managed_device *d, enum device_report_type type, int fd) {
+        int r;
+
+        switch (type) {
+        case DEVICE_REPORT_LISTENER:
+                /* Sent once, by the jail, before the device read any request. */
+                if (d->listener_fd >= 0 || d->state != DEVICE_CREATED || !fd_is_seccomp_listener(fd)) {
+                        log_warning("Device %s sent an unexpected listener, ignored.", d->path);
+                        safe_close(fd);
+                        return;
+                }
+                d->listener_fd = fd;
+                r = sd_event_add_io(d->manager->event, &d->listener_source, fd, EPOLLIN, on_seccomp_notify, d);
+                if (r < 0) {
+                        /* Without a reader, a violation blocks the device forever
+                         * instead of killing it: better kill it now. */
+                        log_error_errno(r, "Failed to watch the seccomp listener of %s, killing it: %m", d->path);
+                        (void) kill(d->pid, SIGKILL);
+                }
+                return;
+        case DEVICE_REPORT_ACTIVE:
+                if (d->state != DEVICE_CREATED)
+                        return;
+                d->state = DEVICE_ACTIVE;
+                log_debug("Device %s is active.", d->path);
+                r = sd_bus_emit_properties_changed(d->manager->bus, d->path, "org.polyvm.Device1", "State", NULL);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to emit PropertiesChanged for %s: %m", d->path);
+                return;
+        default:
+                safe_close(fd);
+                log_warning("Device %s sent an unexpected report %u, ignored.", d->path, (unsigned) type);
+                return;
+        }
+}
+
+static void device_drain_reports(struct managed_device *d) {
+        /* Bounded: a device cannot keep devmgr in here. */
+        for (unsigned i = 0; d->report_fd >= 0 && i < 16; i++) {
+                enum device_report_type type;
+                int fd, r;
+
+                r = device_report_recv(d->report_fd, &type, &fd);
+                if (r == -EAGAIN)
+                        return;
+                if (r == -EBADMSG) {
+                        log_warning("Device %s sent a malformed report, ignored.", d->path);
+                        continue;
+                }
+                if (r < 0) {
+                        /* Hung up: the process is gone or going. */
+                        d->report_source = sd_event_source_disable_unref(d->report_source);
+                        return;
+                }
+                device_handle_report(d, type, fd);
+        }
+}
+
+static int on_device_report(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        device_drain_reports(userdata);
         return 0;
 }
 
@@ -184,9 +343,11 @@ static int method_create_device(sd_bus_message *msg, void *userdata, sd_bus_erro
         const char *vm, *kind_name, *config_json;
         const struct device_kind *kind;
         struct managed_device *d;
+        struct device_process proc;
+        struct jail_config jail;
+        _cleanup_free_ char *policy_path = NULL;
         void *dev = NULL;
         char err[512], name[64];
-        pid_t pid;
         int r;
 
         r = sd_bus_message_read(msg, "sss", &vm, &kind_name, &config_json);
@@ -221,25 +382,46 @@ static int method_create_device(sd_bus_message *msg, void *userdata, sd_bus_erro
                 return sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "seccomp policy of %s: %s", kind->name, err);
         }
 
+        if (asprintf(&policy_path, "%s/%s.policy", m->seccomp_dir, kind->seccomp_policy) < 0) {
+                kind->destroy(dev);
+                return -ENOMEM;
+        }
+
+        /* Ids of its own on the host, limits of its kind. */
+        jail = (struct jail_config) {
+                .userns = !m->userns_refused,
+                .host_uid = JAIL_HOST_ID_BASE + m->next_id % JAIL_HOST_ID_COUNT,
+                .host_gid = JAIL_HOST_ID_BASE + m->next_id % JAIL_HOST_ID_COUNT,
+                .rlimit_as = kind->rlimit_as,
+                .rlimit_nofile = kind->rlimit_nofile,
+        };
         snprintf(name, sizeof(name), "%s#%u", kind->name, m->next_id);
-        r = device_spawn(kind, dev, &policy, name, &endpoint, &pid);
+        r = device_spawn(kind, dev, &policy, &jail, name, &proc);
         /* The child has its own copy; ours was only the template. */
         kind->destroy(dev);
         if (r < 0)
                 return bus_error_from_errno(error, r, "Failed to start the device process");
+        endpoint = proc.endpoint;
+        if (!proc.userns)
+                m->userns_refused = true;
 
         d = calloc(1, sizeof(*d));
         if (!d) {
-                kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
+                kill(proc.pid, SIGKILL);
+                (void) waitpid(proc.pid, NULL, 0);
+                safe_close(proc.report);
                 return -ENOMEM;
         }
         d->manager = m;
         d->id = m->next_id++;
         d->kind = kind;
-        d->pid = pid;
-        d->state = DEVICE_RUNNING;
+        d->pid = proc.pid;
+        d->userns = proc.userns;
+        d->report_fd = proc.report;
+        d->listener_fd = -1;
+        d->state = DEVICE_CREATED;
         d->vm = strdup(vm);
+        d->seccomp_policy = TAKE_PTR(policy_path);
         if (asprintf(&d->path, DEVICE_PATH_PREFIX "/%u", d->id) < 0)
                 d->path = NULL;
         if (!d->vm || !d->path) {
@@ -249,7 +431,9 @@ static int method_create_device(sd_bus_message *msg, void *userdata, sd_bus_erro
         d->next = m->devices;
         m->devices = d;
 
-        r = sd_event_add_child(m->event, &d->child_source, pid, WEXITED, on_device_exit, d);
+        r = sd_event_add_child(m->event, &d->child_source, d->pid, WEXITED, on_device_exit, d);
+        if (r >= 0)
+                r = sd_event_add_io(m->event, &d->report_source, d->report_fd, EPOLLIN, on_device_report, d);
         if (r >= 0)
                 r = sd_bus_track_new(m->bus, &d->track, on_owner_gone, d);
         if (r >= 0)
@@ -262,9 +446,10 @@ static int method_create_device(sd_bus_message *msg, void *userdata, sd_bus_erro
         r = sd_bus_emit_interfaces_added(m->bus, d->path, "org.polyvm.Device1", NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to emit InterfacesAdded for %s: %m", d->path);
-        log_info("Created %s: %s for %s, pid %d.", d->path, kind->name, vm, (int) pid);
+        log_info("Created %s: %s for %s, pid %d, uid %u, namespaces %s.", d->path, kind->name, vm, (int) d->pid,
+                 (unsigned) jail.host_uid, jail_namespaces_string(d->userns));
 
-        return sd_bus_reply_method_return(msg, "ohu", d->path, endpoint, (uint32_t) pid);
+        return sd_bus_reply_method_return(msg, "ohu", d->path, endpoint, (uint32_t) d->pid);
 }
 
 static int method_destroy_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -343,6 +528,12 @@ static int property_get_pid(sd_bus *bus, const char *path, const char *interface
         return sd_bus_message_append(reply, "u", (uint32_t) d->pid);
 }
 
+static int property_get_namespaces(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct managed_device *d = userdata;
+        return sd_bus_message_append(reply, "s", jail_namespaces_string(d->userns));
+}
+
 static const sd_bus_vtable device_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Kind", "s", property_get_kind, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -350,6 +541,10 @@ static const sd_bus_vtable device_vtable[] = {
         SD_BUS_PROPERTY("Pid", "u", property_get_pid, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("ExitReason", "s", property_get_exit_reason, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("SeccompPolicy", "s", NULL, offsetof(struct managed_device, seccomp_policy),
+                        SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Namespaces", "s", property_get_namespaces, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_SIGNAL_WITH_ARGS("Failed", SD_BUS_ARGS("s", reason), 0),
         SD_BUS_VTABLE_END,
 };
 

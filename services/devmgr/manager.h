@@ -4,6 +4,7 @@
 /* polyvm-devmgr's bus side: org.polyvm.DeviceManager1 at its root, one
  * org.polyvm.Device1 object per device process, an object manager. */
 
+#include <stdbool.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
@@ -18,6 +19,7 @@ struct manager {
         unsigned next_id;
         struct managed_device *devices;
         char *seccomp_dir;
+        bool userns_refused; /* the host refused a user namespace once: do not ask again */
 };
 
 int manager_setup(sd_bus *bus, sd_event *event, void *userdata);

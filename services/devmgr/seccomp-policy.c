@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "macro.h"
 #include "seccomp-policy.h"
 
 #define POLICY_MAX_SIZE (64 * 1024)
@@ -130,31 +131,61 @@ int seccomp_policy_load(const char *dir, const char *name, struct seccomp_policy
         return seccomp_policy_parse(text, path, ret, err, errlen);
 }
 
-int seccomp_policy_apply(const struct seccomp_policy *p) {
-        scmp_filter_ctx ctx;
-        int r;
+/* What the jail itself calls once the filter is on (hand the listener to
+ * devmgr, report Activate, free libseccomp's context, leave), whatever the
+ * kind's file says: a call missing here would block the device for good
+ * before devmgr holds the listener. */
+static const char *const jail_baseline[] = { "sendmsg", "close", "brk", "munmap", "exit_group" };
 
-        /* KILL_PROCESS, not KILL: a thread must not die alone and leave a
-         * half-working device behind. */
-        ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+int seccomp_policy_apply(const struct seccomp_policy *p, int *ret_listener) {
+        scmp_filter_ctx ctx;
+        int fd, r;
+
+        /* NOTIFY: a call outside the list never runs; the calling thread
+         * stops and the kernel tells whoever holds the listener (devmgr)
+         * which call it was, and devmgr kills the process. The syscall number
+         * comes from the kernel, not from the device. */
+        ctx = seccomp_init(SCMP_ACT_NOTIFY);
         if (!ctx)
-                return -ENOMEM;
-        /* System calls of another ABI (i386 through int 0x80) die too. */
+                return log_error_errno(EOPNOTSUPP, "Failed to create a seccomp filter with user notification: %m");
+        /* System calls of another ABI (i386 through int 0x80) are killed
+         * outright by the kernel. */
         r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
         if (r < 0) {
                 seccomp_release(ctx);
                 return log_error_errno(r, "Failed to set the seccomp bad-arch action: %m");
         }
-        for (size_t i = 0; i < p->n; i++) {
-                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, p->syscalls[i], 0);
-                if (r < 0) {
+        for (size_t i = 0; i < p->n + ELEMENTSOF(jail_baseline); i++) {
+                int nr = i < p->n ? p->syscalls[i] : seccomp_syscall_resolve_name(jail_baseline[i - p->n]);
+
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+                /* -EEXIST: the file lists it too. */
+                if (r < 0 && r != -EEXIST) {
                         seccomp_release(ctx);
-                        return log_error_errno(r, "Failed to allow system call %d: %m", p->syscalls[i]);
+                        return log_error_errno(r, "Failed to allow system call %d: %m", nr);
                 }
         }
         r = seccomp_load(ctx);
-        seccomp_release(ctx);
-        if (r < 0)
+        if (r < 0) {
+                seccomp_release(ctx);
                 return log_error_errno(r, "Failed to load seccomp filter: %m");
+        }
+        fd = seccomp_notify_fd(ctx);
+        seccomp_release(ctx);
+        if (fd < 0)
+                return log_error_errno(fd, "Failed to get the seccomp listener: %m");
+        *ret_listener = fd;
         return 0;
+}
+
+char *seccomp_policy_syscall_name(uint32_t arch, int nr) {
+        char *name = seccomp_syscall_resolve_num_arch(arch, nr), *s = NULL;
+        int r;
+
+        if (name)
+                r = asprintf(&s, "%s (system call %d)", name, nr);
+        else
+                r = asprintf(&s, "system call %d of architecture 0x%x", nr, arch);
+        free(name);
+        return r < 0 ? NULL : s;
 }

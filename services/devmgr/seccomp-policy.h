@@ -7,6 +7,7 @@
  * dead device; the child only applies the resolved numbers. */
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct seccomp_policy {
         int *syscalls;
@@ -25,5 +26,13 @@ int seccomp_policy_dir(char **ret);
 /* Reads and parses <dir>/<name>.policy. */
 int seccomp_policy_load(const char *dir, const char *name, struct seccomp_policy *ret, char *err, size_t errlen);
 
-/* Installs the allowlist on the calling process: anything else kills it. */
-int seccomp_policy_apply(const struct seccomp_policy *p);
+/* Installs the allowlist (plus the few calls the jail itself needs) on the
+ * calling process. Anything else does not run: the thread stops and the
+ * filter's listener (returned, to be handed to devmgr) reports the call;
+ * the listener's holder kills the process. Calls of another architecture
+ * are killed by the kernel directly. */
+int seccomp_policy_apply(const struct seccomp_policy *p, int *ret_listener);
+
+/* "ptrace (system call 101)" for a violation reported by the listener;
+ * malloc'd, NULL on ENOMEM. */
+char *seccomp_policy_syscall_name(uint32_t arch, int nr);

@@ -104,7 +104,7 @@ _Static_assert(sizeof(struct acpi_fadt) == 276, "FADT revision 6");
 
 #define FADT_WBINVD (1u << 0)
 #define FADT_PROC_C1 (1u << 2)
-#define FADT_PWR_BUTTON (1u << 4) /* set: no fixed-feature power button */
+#define FADT_PWR_BUTTON (1u << 4) /* set: power button is a control-method device, not PM1's PWRBTN */
 #define FADT_SLP_BUTTON (1u << 5) /* set: no fixed-feature sleep button */
 #define FADT_RESET_REG_SUP (1u << 10)
 
@@ -240,7 +240,10 @@ static void build_fadt(uint8_t *base, uint64_t facs, uint64_t dsdt) {
          * emulated port I/O probing it, and reboots through RESET_REG first),
          * no VGA. The CMOS RTC is a device kind, so its flag stays clear. */
         f->iapc_boot_arch = IAPC_LEGACY_DEVICES | IAPC_VGA_NOT_PRESENT;
-        f->flags = FADT_WBINVD | FADT_PROC_C1 | FADT_PWR_BUTTON | FADT_SLP_BUTTON | FADT_RESET_REG_SUP;
+        /* PWR_BUTTON clear: the power button is the fixed feature in PM1
+         * (pm.c, Stop()); Linux only creates LNXPWRBN and enables PWRBTN_EN
+         * then. No sleep button at all. */
+        f->flags = FADT_WBINVD | FADT_PROC_C1 | FADT_SLP_BUTTON | FADT_RESET_REG_SUP;
         f->reset_reg = gas_io(LAYOUT_RESET_PORT, 1);
         f->reset_value = LAYOUT_RESET_VALUE;
         f->minor_version = 0;

@@ -23,7 +23,7 @@ bool bzimage_probe(const struct kernel_image *k) {
 
 int bzimage_inspect(int fd, const char *path, uint64_t low_end, struct kernel_image *k, char *err, size_t errlen) {
         const struct setup_header *h = probe_header(k);
-        uint64_t setup_sects, sys_bytes, need;
+        uint64_t setup_sects, sys_bytes, need, runtime;
 
         if (h->version < BZ_MIN_PROTOCOL) {
                 snprintf(err, errlen,
@@ -51,12 +51,20 @@ int bzimage_inspect(int fd, const char *path, uint64_t low_end, struct kernel_im
         k->load_size = k->file_size - k->setup_size;
         k->protocol = h->version;
 
-        /* The kernel decompresses in place and needs init_size bytes from where it sits. */
-        need = MAX(k->load_size, (uint64_t) h->init_size);
+        /* init_size counts from the kernel's runtime start, not from where
+         * it is loaded (boot.rst, "init_size"): a relocatable kernel runs at
+         * the load address raised to pref_address and aligned up to
+         * kernel_alignment, any other at pref_address. Debian's loaded at
+         * 1 MiB decompresses at 16 MiB. */
+        runtime = MAX(LAYOUT_KERNEL_BZIMAGE, MIN((uint64_t) h->pref_address, low_end));
+        if (h->relocatable_kernel && h->kernel_alignment > 1 && (h->kernel_alignment & (h->kernel_alignment - 1)) == 0)
+                runtime = ALIGN_UP(runtime, (uint64_t) h->kernel_alignment);
+        need = MAX(k->load_size, runtime - LAYOUT_KERNEL_BZIMAGE + h->init_size);
         if (low_end < LAYOUT_KERNEL_BZIMAGE || need > low_end - LAYOUT_KERNEL_BZIMAGE) {
                 snprintf(err, errlen,
-                         "config.kernel: %s: the kernel needs %" PRIu64 " MiB at 1 MiB, more than guest RAM below 0x%" PRIx64,
-                         path, (need + (1 << 20) - 1) >> 20, low_end);
+                         "config.kernel: %s: the kernel needs %" PRIu64 " MiB at 1 MiB (it runs at 0x%" PRIx64
+                         "), more than guest RAM below 0x%" PRIx64,
+                         path, (need + (1 << 20) - 1) >> 20, runtime, low_end);
                 return -EINVAL;
         }
 
@@ -65,7 +73,8 @@ int bzimage_inspect(int fd, const char *path, uint64_t low_end, struct kernel_im
         k->kernel_end = LAYOUT_KERNEL_BZIMAGE + need;
         k->entry = LAYOUT_KERNEL_BZIMAGE + BZ_ENTRY64_OFFSET;
         k->initrd_addr_max = h->initrd_addr_max ? h->initrd_addr_max : 0x37ffffff; /* boot.rst: default for old kernels */
-        k->cmdline_max = h->cmdline_size ? h->cmdline_size : 255;
+        /* The kernel's limit, but never past our command line area. */
+        k->cmdline_max = MIN(h->cmdline_size ? h->cmdline_size : 255, (uint32_t) LAYOUT_CMDLINE_MAX - 1);
         return 0;
 }
 

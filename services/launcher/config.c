@@ -120,8 +120,8 @@ int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_conf
                     size_t errlen) {
         _cleanup_(json_object_putp) json_object *obj = NULL, *devices = NULL;
         _cleanup_(vm_config_done) struct vm_config c = {};
-        _cleanup_free_ char *on_reboot = NULL;
-        uint64_t vcpus = 1, memory_mib = CONFIG_DEFAULT_MEMORY_MIB;
+        _cleanup_free_ char *on_reboot = NULL, *on_device_failure = NULL;
+        uint64_t vcpus = 1, memory_mib = CONFIG_DEFAULT_MEMORY_MIB, device_timeout_ms = CONFIG_DEFAULT_DEVICE_TIMEOUT_MS;
         int r;
 
         assert(text);
@@ -136,6 +136,9 @@ int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_conf
                 { "cmdline", JSON_FIELD_STRING, false, &c.cmdline },
                 { "devices", JSON_FIELD_ARRAY, false, &devices },
                 { "on_reboot", JSON_FIELD_STRING, false, &on_reboot },
+                { "on_device_failure", JSON_FIELD_STRING, false, &on_device_failure },
+                { "device_timeout_ms", JSON_FIELD_UINT64, false, &device_timeout_ms, CONFIG_MIN_DEVICE_TIMEOUT_MS,
+                  CONFIG_MAX_DEVICE_TIMEOUT_MS },
         };
 
         r = json_parse_object(text, &obj, err, errlen);
@@ -178,6 +181,19 @@ int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_conf
                 return -EINVAL;
         }
 
+        r = check_string(obj, "on_device_failure", on_device_failure, false, err, errlen);
+        if (r < 0)
+                return r;
+        if (!on_device_failure || strcmp(on_device_failure, "continue") == 0)
+                c.on_device_failure = ON_DEVICE_FAILURE_CONTINUE;
+        else if (strcmp(on_device_failure, "stop") == 0)
+                c.on_device_failure = ON_DEVICE_FAILURE_STOP;
+        else {
+                snprintf(err, errlen, "config.on_device_failure: \"%s\" is not one of \"continue\", \"stop\"",
+                         on_device_failure);
+                return -EINVAL;
+        }
+
         if (devices) {
                 r = parse_devices(devices, &c, err, errlen);
                 if (r < 0)
@@ -185,6 +201,7 @@ int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_conf
         }
 
         c.vcpus = (unsigned) vcpus;
+        c.device_timeout_ms = (unsigned) device_timeout_ms;
         c.memory_bytes = memory_mib << 20;
         *ret = c;
         c = (struct vm_config) {};

@@ -12,10 +12,19 @@
 #define CONFIG_MAX_DEVICES 16
 #define CONFIG_DEFAULT_MEMORY_MIB 256
 #define CONFIG_NAME_MAX 64
+#define CONFIG_DEFAULT_DEVICE_TIMEOUT_MS 1000
+#define CONFIG_MIN_DEVICE_TIMEOUT_MS 10
+#define CONFIG_MAX_DEVICE_TIMEOUT_MS 60000
 
 enum on_reboot {
         ON_REBOOT_STOP,
         ON_REBOOT_RESTART,
+};
+
+/* What a running VM does when one of its device processes dies. */
+enum on_device_failure {
+        ON_DEVICE_FAILURE_CONTINUE, /* the device reads all ones, the VM goes on */
+        ON_DEVICE_FAILURE_STOP,     /* the VM stops: "device-failed: <device> (<kind>)" */
 };
 
 struct device_config {
@@ -32,6 +41,8 @@ struct vm_config {
         struct device_config devices[CONFIG_MAX_DEVICES];
         size_t n_devices;
         enum on_reboot on_reboot;
+        enum on_device_failure on_device_failure;
+        unsigned device_timeout_ms; /* per device request, 10..60000, default 1000 */
 };
 
 /* Parses and validates text. On error returns -EINVAL (or -ENOMEM) and

@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include "device-proxy.h"
 #include "log.h"
@@ -23,16 +26,42 @@ int device_proxy_new(const char *kind, const char *object, pid_t pid, int endpoi
         }
         d->pid = pid;
         d->endpoint = endpoint;
-        d->timeout_ms = PROTO_DEFAULT_TIMEOUT_MS;
+        d->notify_fd = -1;
         pthread_mutex_init(&d->lock, NULL);
+        (void) device_proxy_set_timeout(d, PROTO_DEFAULT_TIMEOUT_MS);
         *ret = d;
         return 0;
+}
+
+int device_proxy_set_timeout(struct device_proxy *d, int timeout_ms) {
+        struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+
+        d->timeout_ms = timeout_ms;
+        if (d->endpoint >= 0 && setsockopt(d->endpoint, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+                return log_warning_errno(errno, "Failed to set the send timeout of device %s: %m", d->object);
+        return 0;
+}
+
+void device_proxy_set_notify(struct device_proxy *d, int notify_fd) {
+        d->notify_fd = notify_fd;
+}
+
+bool device_proxy_is_failed(struct device_proxy *d) {
+        return atomic_load(&d->failed);
+}
+
+bool device_proxy_take_failure(struct device_proxy *d, const char **ret_reason) {
+        if (d->reported || !atomic_load(&d->failed))
+                return false;
+        d->reported = true;
+        *ret_reason = d->reason;
+        return true;
 }
 
 struct device_proxy *device_proxy_free(struct device_proxy *d) {
         if (!d)
                 return NULL;
-        if (d->endpoint >= 0 && !atomic_load(&d->failed))
+        if (d->endpoint >= 0 && !atomic_load(&d->failing))
                 (void) proto_send(d->endpoint, PROTO_DESTROY_DEVICE, NULL, 0, NULL, 0);
         safe_close(d->endpoint);
         pthread_mutex_destroy(&d->lock);
@@ -43,9 +72,15 @@ struct device_proxy *device_proxy_free(struct device_proxy *d) {
 }
 
 static void device_proxy_fail(struct device_proxy *d, int r, const char *what) {
-        if (!atomic_exchange(&d->failed, true))
-                log_error_errno(r, "Device %s (%s, pid %d) failed on %s, its reads now return all ones: %m",
-                                d->object, d->kind, (int) d->pid, what);
+        if (atomic_exchange(&d->failing, true))
+                return;
+        snprintf(d->reason, sizeof(d->reason), "%s: %s", what,
+                 r == -EAGAIN ? "send timed out" : strerror(r < 0 ? -r : r));
+        atomic_store(&d->failed, true);
+        log_error("Device %s (%s, pid %d) failed (%s); its reads now return all ones.", d->object, d->kind,
+                  (int) d->pid, d->reason);
+        if (d->notify_fd >= 0)
+                (void) eventfd_write(d->notify_fd, 1);
 }
 
 int device_proxy_activate(struct device_proxy *d, char *err, size_t errlen) {
@@ -98,7 +133,7 @@ void device_proxy_read(struct device_proxy *d, unsigned range, uint64_t addr, ui
         int r;
 
         memset(data, 0xff, len);
-        if (len == 0 || len > sizeof(req.data) || range >= d->ranges.count || atomic_load(&d->failed))
+        if (len == 0 || len > sizeof(req.data) || range >= d->ranges.count || atomic_load(&d->failing))
                 return;
         req.offset = addr - d->ranges.ranges[range].base;
 
@@ -106,7 +141,9 @@ void device_proxy_read(struct device_proxy *d, unsigned range, uint64_t addr, ui
         r = proto_call(d->endpoint, PROTO_READ, &req, sizeof(req), NULL, 0, &reply, d->timeout_ms, NULL, 0);
         pthread_mutex_unlock(&d->lock);
         if (r < 0) {
-                device_proxy_fail(d, r, "Read");
+                /* The device refused this access and lives on: all ones, once. */
+                if (reply.hdr.type != PROTO_REPLY_ERROR)
+                        device_proxy_fail(d, r, "Read");
                 return;
         }
         if (reply.body.data.len == len)
@@ -118,7 +155,7 @@ void device_proxy_write(struct device_proxy *d, unsigned range, uint64_t addr, c
         struct proto_access req = { .address = addr, .len = len, .range = range };
         int r;
 
-        if (len == 0 || len > sizeof(req.data) || range >= d->ranges.count || atomic_load(&d->failed))
+        if (len == 0 || len > sizeof(req.data) || range >= d->ranges.count || atomic_load(&d->failing))
                 return;
         req.offset = addr - d->ranges.ranges[range].base;
         memcpy(req.data, data, len);

@@ -2,9 +2,12 @@
 #pragma once
 
 /* The launcher's side of one device process: its endpoint, the ranges it
- * serves, and reads/writes with a timeout. A device that stops answering is
- * marked failed: reads then return all ones, as on real hardware when
- * nothing decodes an address, and writes are dropped, so the VM goes on. */
+ * serves, and reads/writes with a timeout. A device that stops answering
+ * (no reply within the timeout, hang-up, a malformed or wrong reply, a send
+ * that cannot get through) is marked failed: reads then return all ones, as
+ * on real hardware when nothing decodes an address, and writes are dropped,
+ * so the VM goes on. A device's error reply is no failure: that access
+ * alone reads all ones. */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -14,6 +17,8 @@
 
 #include "proto.h"
 
+#define DEVICE_PROXY_REASON_MAX 256
+
 struct device_proxy {
         char *kind;
         char *object; /* org.polyvm.Device1 path at devmgr */
@@ -21,12 +26,26 @@ struct device_proxy {
         int endpoint;
         int timeout_ms;
         pthread_mutex_t lock; /* one request in flight per endpoint */
-        atomic_bool failed;
         struct proto_ranges ranges;
+
+        /* Failure: the first thread to fail the device claims it (failing),
+         * writes reason, then publishes failed and pokes notify_fd, so the
+         * main thread reads reason only after it is complete. */
+        atomic_bool failing;
+        atomic_bool failed;
+        char reason[DEVICE_PROXY_REASON_MAX];
+        int notify_fd;  /* an eventfd of the owner's, or -1; not ours to close */
+        bool reported;  /* main thread only */
 };
 
 int device_proxy_new(const char *kind, const char *object, pid_t pid, int endpoint, struct device_proxy **ret);
 struct device_proxy *device_proxy_free(struct device_proxy *d);
+
+/* Bounds every send and every wait for a reply (also at the socket, with
+ * SO_SNDTIMEO, so a device that stops reading cannot block a vCPU). */
+int device_proxy_set_timeout(struct device_proxy *d, int timeout_ms);
+/* An eventfd written once when the device fails (from whatever thread). */
+void device_proxy_set_notify(struct device_proxy *d, int notify_fd);
 
 /* Sends Activate, then GetRanges. err says which step failed and why. */
 int device_proxy_activate(struct device_proxy *d, char *err, size_t errlen);
@@ -36,3 +55,8 @@ int device_proxy_attach_fd(struct device_proxy *d, enum proto_fd_role role, uint
 
 void device_proxy_read(struct device_proxy *d, unsigned range, uint64_t addr, uint8_t *data, uint32_t len);
 void device_proxy_write(struct device_proxy *d, unsigned range, uint64_t addr, const uint8_t *data, uint32_t len);
+
+bool device_proxy_is_failed(struct device_proxy *d);
+/* For the thread that reports failures: true once per failed device, with
+ * the reason ("Read: Connection timed out", ...). */
+bool device_proxy_take_failure(struct device_proxy *d, const char **ret_reason);

@@ -55,10 +55,17 @@ int kvm_vm_create(void *mem, uint64_t memory_bytes, struct kvm_vm *ret, char *er
                 snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
                 return r;
         }
-        if (ioctl(vm_fd, KVM_SET_TSS_ADDR, (unsigned long) KVM_TSS_ADDR) < 0 ||
-            ioctl(vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &(uint64_t) { KVM_IDENTITY_MAP_ADDR }) < 0) {
+        if (ioctl(vm_fd, KVM_SET_TSS_ADDR, (unsigned long) KVM_TSS_ADDR) < 0) {
                 r = -errno;
                 snprintf(err, errlen, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+                return r;
+        }
+        /* Optional (api.rst: only with KVM_CAP_SET_IDENTITY_MAP_ADDR); must
+         * come before the first vCPU. */
+        if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0 &&
+            ioctl(vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &(uint64_t) { KVM_IDENTITY_MAP_ADDR }) < 0) {
+                r = -errno;
+                snprintf(err, errlen, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
                 return r;
         }
         if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {

@@ -157,6 +157,7 @@ static const sd_bus_vtable vm_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Config", "s", NULL, offsetof(struct vm, config_text),
                         SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_SIGNAL_WITH_ARGS("DeviceFailed", SD_BUS_ARGS("o", device, "s", reason), 0),
         SD_BUS_VTABLE_END,
 };
 

@@ -19,6 +19,13 @@ void pm_init(struct pm *pm, void (*set_sci)(void *userdata, bool level), void *u
         pm->userdata = userdata;
 }
 
+void pm_reset(struct pm *pm) {
+        pthread_mutex_lock(&pm->lock);
+        pm->sts = pm->en = 0;
+        pm->cnt = PM1_SCI_EN;
+        pthread_mutex_unlock(&pm->lock);
+}
+
 void pm_done(struct pm *pm) {
         pthread_mutex_destroy(&pm->lock);
 }
@@ -34,6 +41,16 @@ bool pm_port_is_ours(uint64_t port, uint64_t len) {
                 if (port < ours[i].base + ours[i].len && ours[i].base < port + len)
                         return true;
         return false;
+}
+
+bool pm_access_is_ours(uint16_t port, uint32_t size) {
+        /* The reset control register is only a byte access to 0xCF9, as on
+         * PC chipsets: a dword at 0xCF8 is PCI CONFIG_ADDRESS. */
+        if (port == LAYOUT_RESET_PORT)
+                return size == 1;
+        if (port + size > LAYOUT_RESET_PORT && port < LAYOUT_RESET_PORT + 1)
+                return false;
+        return pm_port_is_ours(port, size);
 }
 
 static void pm_update_sci(struct pm *pm) {

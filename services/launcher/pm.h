@@ -25,10 +25,16 @@ struct pm {
 };
 
 void pm_init(struct pm *pm, void (*set_sci)(void *userdata, bool level), void *userdata);
+/* Back to power-on values (no event enabled or pending), for a VM restart:
+ * a power-button press left over from the last run must not stop the next. */
+void pm_reset(struct pm *pm);
 void pm_done(struct pm *pm);
 
-/* Whether [port, port+len) touches a port pm decodes. */
+/* Whether [port, port+len) touches a port pm decodes (device ranges must not). */
 bool pm_port_is_ours(uint64_t port, uint64_t len);
+/* Whether a guest access of size bytes at port goes to pm_io(): like the
+ * above, except that only a byte at the reset port is the reset register. */
+bool pm_access_is_ours(uint16_t port, uint32_t size);
 
 /* A guest access to one of our ports; returns what the VM must do. */
 enum pm_action pm_io(struct pm *pm, uint16_t port, uint8_t *data, uint32_t size, bool is_write);

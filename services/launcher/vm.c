@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "acpi.h"
 #include "bus-errors.h"
@@ -71,7 +75,7 @@ static int vm_pio(void *userdata, unsigned vcpu, uint16_t port, uint8_t *data, u
         struct vm *vm = userdata;
         const struct address_map_entry *e;
 
-        if (pm_port_is_ours(port, size)) {
+        if (pm_access_is_ours(port, size)) {
                 switch (pm_io(&vm->pm, port, data, size, is_write)) {
                 case PM_POWEROFF:
                         return VCPU_EXIT_POWEROFF;
@@ -162,6 +166,21 @@ static void vm_finish(struct vm *vm, enum vm_state state, const char *reason) {
         vm_set_state(vm, state, reason);
 }
 
+/* vCPU threads must not touch sd-bus: a device that fails under one pokes
+ * stop_efd, and its DeviceFailed signal goes out here. The VM runs on. */
+static void vm_report_failed_devices(struct vm *vm) {
+        for (size_t i = 0; i < vm->n_devices; i++) {
+                const char *reason;
+
+                if (!device_proxy_take_failure(vm->devices[i], &reason))
+                        continue;
+                log_warning("VM %s: device %s (%s) failed: %s.", vm->name, vm->devices[i]->object,
+                            vm->devices[i]->kind, reason);
+                (void) sd_bus_emit_signal(vm->launcher->bus, vm->path, "org.polyvm.Vm1", "DeviceFailed", "os",
+                                          vm->devices[i]->object, reason);
+        }
+}
+
 static int on_stop_event(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
         struct vm *vm = userdata;
@@ -171,6 +190,7 @@ static int on_stop_event(sd_event_source *s, int fd, uint32_t revents, void *use
         bool pending;
 
         (void) eventfd_read(fd, &value);
+        vm_report_failed_devices(vm);
         pthread_mutex_lock(&vm->stop_lock);
         pending = vm->stop_pending;
         kind = vm->stop_kind;
@@ -246,6 +266,42 @@ static int vm_attach_devices(struct vm *vm, sd_bus_error *error) {
         return 0;
 }
 
+/* A device's endpoint hung up: its process is gone (killed, a seccomp
+ * violation, devmgr died with it). config.on_device_failure says whether a
+ * running VM goes on without it (its reads return all ones) or stops. */
+static int on_device_hangup(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct vm *vm = userdata;
+        struct device_proxy *d = NULL;
+        char reason[512];
+
+        /* A hang-up stays readable: once is enough. */
+        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        for (size_t i = 0; i < vm->n_devices; i++)
+                if (vm->device_hangup[i] == s)
+                        d = vm->devices[i];
+        if (!d)
+                return 0;
+        if (vm->config.on_device_failure != ON_DEVICE_FAILURE_STOP ||
+            (vm->state != VM_RUNNING && vm->state != VM_PAUSED)) {
+                log_warning("VM %s: device %s (%s) is gone; the VM goes on without it.", vm->name, d->object, d->kind);
+                return 0;
+        }
+        snprintf(reason, sizeof(reason), "device-failed: %s (%s)", d->object, d->kind);
+        vm_finish(vm, VM_STOPPED, reason);
+        return 0;
+}
+
+/* Watches device i's endpoint for nothing but a hang-up (no EPOLLIN: the
+ * replies stay for the vCPU threads). vm_destroy() drops the watch before
+ * the endpoint is closed. */
+static void vm_watch_device(struct vm *vm, size_t i) {
+        int r = sd_event_add_io(vm->launcher->event, &vm->device_hangup[i], vm->devices[i]->endpoint, 0,
+                                on_device_hangup, vm);
+        if (r < 0)
+                log_warning_errno(r, "VM %s: cannot watch device %s for hang-ups: %m", vm->name,
+                                  vm->devices[i]->object);
+}
+
 static int vm_create_devices(struct vm *vm, sd_bus_error *error) {
         _cleanup_(json_object_putp) json_object *root = NULL;
         char err[256];
@@ -281,10 +337,49 @@ static int vm_create_devices(struct vm *vm, sd_bus_error *error) {
                         devmgr_destroy_device(vm->launcher->bus, object);
                         return sd_bus_error_set_errno(error, r);
                 }
+                (void) device_proxy_set_timeout(vm->devices[i], (int) vm->config.device_timeout_ms);
+                /* A failure seen on a vCPU thread is reported from here. */
+                device_proxy_set_notify(vm->devices[i], vm->stop_efd);
                 TAKE_FD(fd);
+                vm_watch_device(vm, i);
                 vm->n_devices++;
         }
         return vm_attach_devices(vm, error);
+}
+
+/* The VM's main uffd (docs/memmgr.md): guards our mapping of guest RAM
+ * against missing pages and hands it to memmgr, which answers every fault
+ * there (zeros today, swapped pages later). We keep no copy: if memmgr goes
+ * away, the kernel releases the uffd and the mapping is plain shared memory
+ * again rather than a hang. Failing is not fatal: the VM runs unguarded. */
+/* The main uffd goes to memmgr, which owns every uffd guarding guest memory.
+ * It is created here (a uffd acts on its creator's address space) but no
+ * range is registered: registering MISSING now would send every first touch
+ * of every guest page through memmgr. memmgr registers the guest mapping on
+ * this uffd only while it swaps pages out. */
+static void vm_register_uffd(struct vm *vm) {
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_close_ int uffd = -1, dev = -1;
+        struct uffdio_api api = { .api = UFFD_API };
+        int r;
+
+        /* Not user-mode-only: KVM touches this memory from the kernel. */
+        uffd = (int) syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+        if (uffd < 0 && errno == EPERM) {
+                dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+                if (dev >= 0)
+                        uffd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+        }
+        if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) < 0) {
+                log_warning_errno(-errno, "VM %s: cannot create a userfaultfd for guest memory, swap will be unavailable: %m",
+                                  vm->name);
+                return;
+        }
+        r = sd_bus_call_method(vm->launcher->bus, "org.polyvm.MemoryManager1", "/org/polyvm/MemoryManager1",
+                               "org.polyvm.MemoryManager1", "RegisterUffd", &error, NULL, "sh", vm->name, uffd);
+        if (r < 0)
+                log_warning_errno(r, "VM %s: memmgr did not take the main uffd, swap will be unavailable: %s", vm->name,
+                                  error.message ?: strerror(-r));
 }
 
 static int vm_allocate_memory(struct vm *vm, sd_bus_error *error) {
@@ -300,6 +395,7 @@ static int vm_allocate_memory(struct vm *vm, sd_bus_error *error) {
                 return sd_bus_error_setf(error, POLYVM_ERROR_NO_MEMORY, "Failed to map %" PRIu64 " bytes of guest memory: %s",
                                          vm->config.memory_bytes, strerror(errno));
         }
+        vm_register_uffd(vm);
         return 0;
 }
 
@@ -395,6 +491,7 @@ int vm_start(struct vm *vm, sd_bus_error *error) {
             fallocate(vm->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t) vm->config.memory_bytes) < 0)
                 return sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "Failed to clear guest memory: %s", strerror(errno));
 
+        pm_reset(&vm->pm);
         r = kvm_vm_create(vm->mem, vm->config.memory_bytes, &vm->kvm, err, sizeof(err));
         if (r < 0)
                 return sd_bus_error_setf(error,
@@ -553,6 +650,7 @@ void vm_destroy(struct vm *vm) {
 
         for (size_t i = 0; i < vm->n_devices; i++) {
                 char *object = strdup(vm->devices[i]->object);
+                vm->device_hangup[i] = sd_event_source_disable_unref(vm->device_hangup[i]);
                 device_proxy_free(vm->devices[i]);
                 if (object)
                         devmgr_destroy_device(l->bus, object);

@@ -54,6 +54,7 @@ struct vm {
 
         struct device_proxy *devices[CONFIG_MAX_DEVICES];
         int irq_fds[CONFIG_MAX_DEVICES];
+        sd_event_source *device_hangup[CONFIG_MAX_DEVICES]; /* vm_watch_device() */
         size_t n_devices;
         struct address_map map;
         struct console *console;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -7,6 +8,7 @@
 #include "bus-util.h"
 #include "log.h"
 #include "manager.h"
+#include "uffd.h"
 
 int manager_new(struct manager **ret) {
         _cleanup_free_ struct manager *m = NULL;
@@ -151,6 +153,228 @@ static int method_free_memory(sd_bus_message *msg, void *userdata, sd_bus_error 
         return sd_bus_reply_method_return(msg, NULL);
 }
 
+/* ---- the uffd list (docs/memmgr.md, "The uffd list") ---- */
+
+static int find_vm_or_error(struct manager *m, const char *name, sd_bus_error *error, struct vm_memory **ret) {
+        *ret = manager_find(m, name);
+        if (!*ret)
+                return sd_bus_error_setf(error, POLYVM_ERROR_NO_SUCH_VM, "vm: no memory is allocated for VM \"%s\"",
+                                         name);
+        return 0;
+}
+
+/* The peer that allocated the VM's memory (the launcher). */
+static bool sender_owns(struct vm_memory *vm, sd_bus_message *msg) {
+        return sd_bus_track_count_sender(vm->track, msg) > 0;
+}
+
+/* The current owner of org.polyvm.DeviceManager1. */
+static bool sender_is_devmgr(struct manager *m, sd_bus_message *msg) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *unique = NULL, *sender = sd_bus_message_get_sender(msg);
+
+        if (!sender || sd_bus_get_name_creds(m->bus, DEVMGR_BUS_NAME, SD_BUS_CREDS_UNIQUE_NAME, &creds) < 0 ||
+            sd_bus_creds_get_unique_name(creds, &unique) < 0)
+                return false;
+        return strcmp(unique, sender) == 0;
+}
+
+/* A copy of the uffd received in msg, checked to be a ready userfaultfd. */
+static int take_uffd(int fd, sd_bus_error *error, int *ret) {
+        int r, copy;
+
+        r = uffd_check(fd);
+        if (r == -ENOTTY || r == -EBADF)
+                return sd_bus_error_set(error, POLYVM_ERROR_INVALID_ARGS, "uffd: the fd is not a userfaultfd");
+        if (r == -EBADFD)
+                return sd_bus_error_set(error, POLYVM_ERROR_INVALID_ARGS,
+                                        "uffd: the userfaultfd is not initialised (UFFDIO_API was not done)");
+        if (r < 0)
+                return bus_error_from_errno(error, r, "Failed to check the userfaultfd");
+        copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0)
+                return bus_error_from_errno(error, -errno, "Failed to keep the userfaultfd");
+        *ret = copy;
+        return 0;
+}
+
+static int reply_registered(sd_bus_message *msg, struct vm_memory *vm, uint32_t index, bool is_static) {
+        struct uffd_entry *e = uffd_list_get(vm->uffds->list, index);
+
+        log_info("Registered uffd %" PRIu32 " (%s, pid %d) of VM %s for %s.", index, is_static ? "static" : "dynamic",
+                 (int) e->pid, vm->vm, sd_bus_message_get_sender(msg));
+        return sd_bus_reply_method_return(msg, "ub", index, is_static);
+}
+
+static int method_register_uffd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        _cleanup_close_ int uffd = -1;
+        struct manager *m = userdata;
+        struct vm_memory *vm;
+        const char *name;
+        pid_t pid = 0;
+        int fd, r;
+
+        r = sd_bus_message_read(msg, "sh", &name, &fd);
+        if (r < 0)
+                return r;
+        r = find_vm_or_error(m, name, error, &vm);
+        if (r < 0)
+                return r;
+        if (!sender_owns(vm, msg))
+                return sd_bus_error_setf(error, POLYVM_ERROR_NOT_PERMITTED,
+                                         "Only the owner of VM %s's memory may register its main uffd", name);
+        if (vm->uffds)
+                return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE, "VM %s has its main uffd (index 0) already",
+                                         name);
+        r = take_uffd(fd, error, &uffd);
+        if (r < 0)
+                return r;
+        /* For display only: the main uffd is static and its owner's exit
+         * ends the VM's memory through the bus track anyway. */
+        if (sd_bus_query_sender_creds(msg, SD_BUS_CREDS_PID, &creds) >= 0)
+                (void) sd_bus_creds_get_pid(creds, &pid);
+
+        r = uffd_service_new(m->event, m->bus, vm->path, uffd, pid, &vm->uffds);
+        if (r < 0)
+                return bus_error_from_errno(error, r, "Failed to watch the main uffd");
+        TAKE_FD(uffd);
+        (void) sd_bus_emit_properties_changed(m->bus, vm->path, MEMORY1_INTERFACE, "UffdCount", "Uffds", NULL);
+        return reply_registered(msg, vm, 0, true);
+}
+
+static int method_register_device_uffd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_close_ int uffd = -1, pidfd = -1;
+        struct manager *m = userdata;
+        struct vm_memory *vm;
+        const char *name;
+        uint32_t index;
+        bool is_static;
+        pid_t pid;
+        int fd, pfd, r;
+
+        r = sd_bus_message_read(msg, "shh", &name, &fd, &pfd);
+        if (r < 0)
+                return r;
+        r = find_vm_or_error(m, name, error, &vm);
+        if (r < 0)
+                return r;
+        if (!sender_owns(vm, msg) && !sender_is_devmgr(m, msg))
+                return sd_bus_error_setf(error, POLYVM_ERROR_NOT_PERMITTED,
+                                         "Only %s or the owner of VM %s's memory may register a device's uffd",
+                                         DEVMGR_BUS_NAME, name);
+        if (!vm->uffds)
+                return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE,
+                                         "VM %s has no main uffd yet: RegisterUffd comes first", name);
+        /* The pid comes from the pidfd, which names the process for good:
+         * no pid that could be reused between sending and receiving. */
+        r = pidfd_get_pid(pfd, &pid);
+        if (r == -EBADF)
+                return sd_bus_error_set(error, POLYVM_ERROR_INVALID_ARGS, "pidfd: the fd is not a pidfd");
+        if (r == -ESRCH)
+                return sd_bus_error_set(error, POLYVM_ERROR_INVALID_ARGS,
+                                        "pidfd: its process has exited and been reaped");
+        if (r < 0)
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS, "pidfd: cannot read its pid: %s",
+                                         strerror(-r));
+        r = take_uffd(fd, error, &uffd);
+        if (r < 0)
+                return r;
+        pidfd = fcntl(pfd, F_DUPFD_CLOEXEC, 3);
+        if (pidfd < 0)
+                return bus_error_from_errno(error, -errno, "Failed to keep the pidfd");
+
+        r = uffd_service_add(vm->uffds, uffd, pidfd, pid, &index, &is_static);
+        if (r == -E2BIG)
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS, "VM %s has %d uffds, the limit", name,
+                                         UFFD_LIST_MAX);
+        if (r < 0)
+                return bus_error_from_errno(error, r, "Failed to register the uffd");
+        TAKE_FD(uffd);
+        TAKE_FD(pidfd);
+        return reply_registered(msg, vm, index, is_static);
+}
+
+static int method_set_num_static_devices(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        struct vm_memory *vm;
+        const char *name;
+        uint32_t n;
+        int r;
+
+        r = sd_bus_message_read(msg, "su", &name, &n);
+        if (r < 0)
+                return r;
+        r = find_vm_or_error(m, name, error, &vm);
+        if (r < 0)
+                return r;
+        if (!sender_owns(vm, msg))
+                return sd_bus_error_setf(error, POLYVM_ERROR_NOT_PERMITTED,
+                                         "Only the owner of VM %s's memory may set its static devices", name);
+        if (!vm->uffds)
+                return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE,
+                                         "VM %s has no main uffd yet: RegisterUffd comes first", name);
+        r = uffd_service_set_num_static_devices(vm->uffds, n);
+        if (r == -EALREADY)
+                return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE,
+                                         "The static devices of VM %s are set already (%zu uffds are static)", name,
+                                         vm->uffds->list->n_static);
+        if (r == -ERANGE)
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS, "n: %" PRIu32 " devices, the limit is %d", n,
+                                         UFFD_LIST_MAX - 1);
+        if (r < 0)
+                return bus_error_from_errno(error, r, "Failed to set the static devices");
+        log_info("VM %s has %" PRIu32 " static devices.", name, n);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int property_get_uffd_count(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct vm_memory *vm = userdata;
+
+        return sd_bus_message_append(reply, "u", vm->uffds ? (uint32_t) uffd_list_size(vm->uffds->list) : 0);
+}
+
+static int property_get_uffds(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct vm_memory *vm = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(ubu)");
+        if (r < 0)
+                return r;
+        for (uint32_t i = 0; vm->uffds && i < uffd_list_size(vm->uffds->list); i++) {
+                struct uffd_entry *e = uffd_list_get(vm->uffds->list, i);
+                r = sd_bus_message_append(reply, "(ubu)", i, e->is_static, (uint32_t) e->pid);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+static int property_get_uffd_faults(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct vm_memory *vm = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "t");
+        if (r < 0)
+                return r;
+        for (uint32_t i = 0; vm->uffds && i < uffd_list_size(vm->uffds->list); i++) {
+                r = sd_bus_message_append(reply, "t", uffd_list_get(vm->uffds->list, i)->faults);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+static int property_get_faults_served(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct vm_memory *vm = userdata;
+
+        return sd_bus_message_append(reply, "t", vm->uffds ? vm->uffds->faults_served : UINT64_C(0));
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_NAMES("AllocateMemory", "st", SD_BUS_PARAM(vm) SD_BUS_PARAM(size),
@@ -158,6 +382,14 @@ static const sd_bus_vtable manager_vtable[] = {
                                  method_allocate_memory, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("FreeMemory", "s", SD_BUS_PARAM(vm), "", ,
                                  method_free_memory, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RegisterUffd", "sh", SD_BUS_PARAM(vm) SD_BUS_PARAM(uffd),
+                                 "ub", SD_BUS_PARAM(index) SD_BUS_PARAM(is_static),
+                                 method_register_uffd, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RegisterDeviceUffd", "shh", SD_BUS_PARAM(vm) SD_BUS_PARAM(uffd) SD_BUS_PARAM(pidfd),
+                                 "ub", SD_BUS_PARAM(index) SD_BUS_PARAM(is_static),
+                                 method_register_device_uffd, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("SetNumStaticDevices", "su", SD_BUS_PARAM(vm) SD_BUS_PARAM(n), "", ,
+                                 method_set_num_static_devices, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 
@@ -165,6 +397,11 @@ static const sd_bus_vtable memory_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Vm", "s", NULL, offsetof(struct vm_memory, vm), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Size", "t", NULL, offsetof(struct vm_memory, size), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("UffdCount", "u", property_get_uffd_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Uffds", "a(ubu)", property_get_uffds, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* Counters change with every fault: read them, no signal. */
+        SD_BUS_PROPERTY("FaultsServed", "t", property_get_faults_served, 0, 0),
+        SD_BUS_PROPERTY("UffdFaults", "at", property_get_uffd_faults, 0, 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -211,6 +448,7 @@ int manager_setup_bus(sd_bus *bus, sd_event *event, void *userdata) {
         int r;
 
         m->bus = bus;
+        m->event = event;
         r = sd_bus_add_object_vtable(bus, NULL, MEMMGR_OBJECT_PATH, MEMMGR_BUS_NAME, manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to add %s object: %m", MEMMGR_OBJECT_PATH);

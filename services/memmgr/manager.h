@@ -12,8 +12,11 @@
 #define MEMMGR_OBJECT_PATH "/org/polyvm/MemoryManager1"
 #define MEMMGR_VM_PATH_PREFIX "/org/polyvm/MemoryManager1/vm"
 
+#define DEVMGR_BUS_NAME "org.polyvm.DeviceManager1"
+
 struct manager {
         sd_bus *bus;
+        sd_event *event;
         uint64_t host_memory; /* MemTotal in bytes: the size limit */
         struct vm_memory **vms;
         size_t n_vms;

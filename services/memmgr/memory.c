@@ -143,6 +143,9 @@ struct vm_memory *vm_memory_free(struct vm_memory *m) {
         if (!m)
                 return NULL;
         sd_bus_track_unref(m->track);
+        /* Closing the uffds releases them: faulting threads are woken and
+         * the memory behaves as if never registered. */
+        uffd_service_free(m->uffds);
         safe_close(m->memfd);
         free(m->path);
         free(m->vm);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Guest RAM of one VM: a sealed memfd and who holds it. Kept apart from the
- * bus code so that the uffd list and swap can hang off struct vm_memory. */
+/* Guest RAM of one VM: a sealed memfd, who holds it and the uffds that
+ * guard it. Kept apart from the bus code so that swap can hang off struct
+ * vm_memory too. */
 
 #include <fcntl.h>
 #include <stdbool.h>
@@ -11,6 +12,7 @@
 #include <systemd/sd-bus.h>
 
 #include "macro.h"
+#include "uffd-service.h"
 
 #define MEMORY_VM_NAME_MAX 64
 #define MEMORY_MEMFD_PREFIX "polyvm-guest:"
@@ -22,6 +24,7 @@ struct vm_memory {
         uint64_t size;      /* bytes */
         int memfd;          /* sealed against grow/shrink; ours, callers get dups */
         sd_bus_track *track; /* the bus peers that own it; empty -> freed */
+        struct uffd_service *uffds; /* NULL until the main uffd is registered */
 };
 
 /* A VM name is 1..MEMORY_VM_NAME_MAX characters of [A-Za-z0-9_.-], not

@@ -71,6 +71,15 @@ static int vcpu_setup_msrs(struct vcpu *v) {
         };
         int r;
 
+        /* Add fast strings to what KVM's reset put there (BTS and PEBS
+         * unavailable, x86.c kvm_vcpu_reset) rather than clearing those:
+         * a guest seeing DS in CPUID would believe in BTS/PEBS. GET returns
+         * how many it read. */
+        if (ioctl(v->fd, KVM_GET_MSRS, &msrs) == 1)
+                msrs.entries[0].data |= MSR_IA32_MISC_ENABLE_FAST_STRING;
+        else
+                msrs.entries[0].data = MSR_IA32_MISC_ENABLE_FAST_STRING;
+
         /* KVM_SET_MSRS returns how many it set: stops at the first refused. */
         r = ioctl(v->fd, KVM_SET_MSRS, &msrs);
         if (r < 0)

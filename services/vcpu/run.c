@@ -110,26 +110,40 @@ void vcpu_stop(struct vcpu *v) {
 
 /* KVM finishes an I/O or MMIO exit (the read value, the string I/O step)
  * only when KVM_RUN is entered again; with immediate_exit set it does just
- * that and returns EINTR, so a paused vCPU's registers are consistent. */
-static void vcpu_complete_pending(struct vcpu *v) {
+ * that and returns EINTR, so a paused vCPU's registers are consistent.
+ * Finishing one chunk of a rep ins/outs can instead return the exit for the
+ * next chunk (KVM_RUN returns 0): true then, and that exit must be handled. */
+static bool vcpu_complete_pending(struct vcpu *v) {
         *(volatile __u8 *) &v->run->immediate_exit = 1;
-        if (ioctl(v->fd, KVM_RUN, 0) >= 0 || (errno != EINTR && errno != EAGAIN))
+        if (ioctl(v->fd, KVM_RUN, 0) >= 0)
+                return true;
+        if (errno != EINTR && errno != EAGAIN)
                 log_warning_errno(errno, "vCPU %u: completing the last exit before pausing did not return EINTR: %m",
                                   v->index);
+        return false;
 }
 
-/* Parks while a pause is asked. Returns false if the thread must leave. */
-static bool vcpu_park(struct vcpu *v, bool *pending) {
+enum {
+        VCPU_PARK_GO_ON,
+        VCPU_PARK_LEAVE,
+        VCPU_PARK_NEW_EXIT, /* completing the pending exit produced another one, in v->run */
+};
+
+/* Parks while a pause is asked. */
+static int vcpu_park(struct vcpu *v, bool *pending) {
         bool go_on;
 
         if (!atomic_load(&v->pause_requested) && !atomic_load(&v->stop_requested))
-                return true;
+                return VCPU_PARK_GO_ON;
 
         pthread_mutex_lock(&v->lock);
         if (atomic_load(&v->pause_requested) && !atomic_load(&v->stop_requested)) {
                 if (*pending) {
-                        vcpu_complete_pending(v);
                         *pending = false;
+                        if (vcpu_complete_pending(v)) {
+                                pthread_mutex_unlock(&v->lock);
+                                return VCPU_PARK_NEW_EXIT;
+                        }
                 }
                 vcpu_set_state(v, VCPU_STATE_PAUSED);
                 while (atomic_load(&v->pause_requested) && !atomic_load(&v->stop_requested))
@@ -139,7 +153,7 @@ static bool vcpu_park(struct vcpu *v, bool *pending) {
         }
         go_on = !atomic_load(&v->stop_requested);
         pthread_mutex_unlock(&v->lock);
-        return go_on;
+        return go_on ? VCPU_PARK_GO_ON : VCPU_PARK_LEAVE;
 }
 
 static void vcpu_count_exit(struct vcpu *v, unsigned slot) {
@@ -290,6 +304,9 @@ static int vcpu_complete_emulation(struct vcpu *v, struct exit_result *res) {
 
         regs.rip = s.rip;
         regs.rflags = s.rflags;
+        /* Besides moving RIP, KVM_SET_REGS drops the #UD that KVM queued
+         * for the instruction it could not emulate (x86.c
+         * handle_emulation_failure, __set_regs): keep it before the #BP. */
         if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
                 return exit_stop(res, VCPU_EXIT_FAILED, "completing %s at rip 0x%llx: setting registers failed: %s",
                                  emulate_insn_to_string(insn), (unsigned long long) regs.rip, strerror(errno));
@@ -409,8 +426,18 @@ void *vcpu_thread(void *arg) {
         pthread_mutex_unlock(&v->lock);
 
         for (;;) {
-                if (!vcpu_park(v, &pending))
+                int park = vcpu_park(v, &pending);
+
+                if (park == VCPU_PARK_LEAVE)
                         break;
+                if (park == VCPU_PARK_NEW_EXIT) {
+                        /* Handled like any exit; the next park completes it in turn. */
+                        if (vcpu_handle_exit(v, &res, &pending) > 0) {
+                                guest_stop = true;
+                                break;
+                        }
+                        continue;
+                }
 
                 /* Clear, then check: a kick after the check sets it again. */
                 *(volatile __u8 *) &v->run->immediate_exit = 0;

@@ -220,6 +220,8 @@ static void test_fadt_fields(void) {
         flags = rd32(f + 112);
         g_assert_cmphex(flags & (1u << 10), !=, 0);              /* RESET_REG_SUP */
         g_assert_cmphex(flags & (1u << 20), ==, 0);              /* not HW_REDUCED_ACPI */
+        g_assert_cmphex(flags & (1u << 4), ==, 0);               /* PWR_BUTTON clear: fixed-feature button (Stop()) */
+        g_assert_cmphex(flags & (1u << 5), !=, 0);               /* SLP_BUTTON set: no sleep button */
         assert_gas_io(f + 116, LAYOUT_RESET_PORT, 8);            /* RESET_REG */
         g_assert_cmphex(f[128], ==, LAYOUT_RESET_VALUE);         /* RESET_VALUE */
         g_assert_cmphex(rd32(f + 40), ==, t.dsdt.addr);          /* DSDT */

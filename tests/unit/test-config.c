@@ -191,6 +191,54 @@ static void test_bad_on_reboot_is_rejected(void) {
         vm_config_done(&c);
 }
 
+static void test_device_timeout(void) {
+        struct vm_config c = {};
+        char err[512] = "";
+
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\"}", HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        g_assert_cmpuint(c.device_timeout_ms, ==, 1000);
+        vm_config_done(&c);
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\", \"device_timeout_ms\": 10}", HOST_RAM, &c, err,
+                                        sizeof(err)), ==, 0);
+        g_assert_cmpuint(c.device_timeout_ms, ==, 10);
+        vm_config_done(&c);
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\", \"device_timeout_ms\": 60000}", HOST_RAM, &c, err,
+                                        sizeof(err)), ==, 0);
+        g_assert_cmpuint(c.device_timeout_ms, ==, 60000);
+        vm_config_done(&c);
+        assert_rejected("{\"kernel\": \"/k\", \"device_timeout_ms\": 9}", HOST_RAM,
+                        "config.device_timeout_ms: 9 is out of range 10..60000");
+        assert_rejected("{\"kernel\": \"/k\", \"device_timeout_ms\": 60001}", HOST_RAM,
+                        "config.device_timeout_ms: 60001 is out of range 10..60000");
+        assert_rejected("{\"kernel\": \"/k\", \"device_timeout_ms\": -1}", HOST_RAM, "config.device_timeout_ms");
+        assert_rejected("{\"kernel\": \"/k\", \"device_timeout_ms\": \"1s\"}", HOST_RAM, "config.device_timeout_ms");
+}
+
+static void test_on_device_failure(void) {
+        struct vm_config c = {};
+        char err[512] = "";
+
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\"}", HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        g_assert_cmpint(c.on_device_failure, ==, ON_DEVICE_FAILURE_CONTINUE);
+        vm_config_done(&c);
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\", \"on_device_failure\": \"stop\"}", HOST_RAM, &c, err,
+                                        sizeof(err)), ==, 0);
+        g_assert_cmpint(c.on_device_failure, ==, ON_DEVICE_FAILURE_STOP);
+        vm_config_done(&c);
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\", \"on_device_failure\": \"continue\"}", HOST_RAM, &c,
+                                        err, sizeof(err)), ==, 0);
+        g_assert_cmpint(c.on_device_failure, ==, ON_DEVICE_FAILURE_CONTINUE);
+        vm_config_done(&c);
+        assert_rejected("{\"kernel\": \"/k\", \"on_device_failure\": \"restart\"}", HOST_RAM,
+                        "config.on_device_failure: \"restart\" is not one of \"continue\", \"stop\"");
+        assert_rejected("{\"kernel\": \"/k\", \"on_device_failure\": \"\"}", HOST_RAM,
+                        "config.on_device_failure: \"\" is not one of");
+        assert_rejected("{\"kernel\": \"/k\", \"on_device_failure\": true}", HOST_RAM,
+                        "config.on_device_failure: must be a string");
+        assert_rejected("{\"kernel\": \"/k\", \"on_device_failure\": \"st\\u0000op\"}", HOST_RAM,
+                        "config.on_device_failure: must not contain a NUL character");
+}
+
 static void test_error_leaves_result_untouched(void) {
         struct vm_config c = { .vcpus = 77 };
         char err[512] = "";
@@ -243,6 +291,8 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/config/bad-devices-are-rejected", test_bad_devices_are_rejected);
         g_test_add_func("/config/too-many-devices-are-rejected", test_too_many_devices_are_rejected);
         g_test_add_func("/config/bad-on-reboot-is-rejected", test_bad_on_reboot_is_rejected);
+        g_test_add_func("/config/device-timeout-default-range-and-errors", test_device_timeout);
+        g_test_add_func("/config/on-device-failure-continue-stop-and-errors", test_on_device_failure);
         g_test_add_func("/config/error-leaves-result-untouched", test_error_leaves_result_untouched);
         g_test_add_func("/vm-name/validity", test_vm_names);
         return g_test_run();

@@ -172,6 +172,8 @@ struct bz_opts {
         uint32_t init_size;
         uint32_t initrd_addr_max;
         uint32_t cmdline_size;
+        uint64_t pref_address;
+        bool not_relocatable;
         int syssize_delta;
         size_t truncate; /* bytes cut off the end */
 };
@@ -184,6 +186,7 @@ static const struct bz_opts bz_default = {
         .init_size = 4 * MiB,
         .initrd_addr_max = 0x7fffffff,
         .cmdline_size = 2047,
+        .pref_address = 0x1000000, /* Linux's LOAD_PHYSICAL_ADDR */
 };
 
 static uint8_t kernel_byte(size_t i) {
@@ -210,10 +213,10 @@ static char *make_bzimage(const char *name, const struct bz_opts *o, size_t *ret
         bp->hdr.loadflags = BZ_LOADED_HIGH;
         bp->hdr.initrd_addr_max = o->initrd_addr_max;
         bp->hdr.kernel_alignment = 0x200000;
-        bp->hdr.relocatable_kernel = 1;
+        bp->hdr.relocatable_kernel = !o->not_relocatable;
         bp->hdr.xloadflags = o->xloadflags;
         bp->hdr.cmdline_size = o->cmdline_size;
-        bp->hdr.pref_address = 0x1000000;
+        bp->hdr.pref_address = o->pref_address;
         bp->hdr.init_size = o->init_size;
         for (size_t i = 0; i < o->kernel_size; i++)
                 buf[setup_size + i] = kernel_byte(i);
@@ -370,7 +373,7 @@ static void test_bzimage_bad_headers_are_rejected(void) {
         o.init_size = 0xffffffff; /* needs 4 GiB to decompress */
         k5 = make_bzimage("bz-initsize", &o, NULL);
         cfg = make_config(k5, NULL, NULL, 64 * MiB);
-        assert_check_fails(&cfg, "the kernel needs 4096 MiB at 1 MiB");
+        assert_check_fails(&cfg, "the kernel needs 4111 MiB at 1 MiB (it runs at 0x1000000)");
         assert_load_fails(&cfg, "the kernel needs");
 }
 
@@ -388,15 +391,73 @@ static void test_bzimage_cmdline_over_kernel_limit_is_rejected(void) {
 static void test_initrd_too_large_is_rejected(void) {
         g_autofree char *kernel = make_bzimage("bz-for-initrd", &bz_default, NULL);
         g_autofree char *initrd = make_initrd("initrd-12m", 12 * MiB);
-        struct vm_config cfg = make_config(kernel, initrd, NULL, 16 * MiB);
+        struct vm_config cfg = make_config(kernel, initrd, NULL, 28 * MiB);
         char err[512] = "";
 
-        /* 16 MiB guest: the kernel needs 1 MiB + 4 MiB, 11 MiB remain. */
+        /* 28 MiB guest: the kernel decompresses at 16 MiB into 4 MiB, 8 MiB remain. */
         assert_check_fails(&cfg, "config.initrd: ");
         assert_check_fails(&cfg, "too large for memory");
         assert_load_fails(&cfg, "too large for memory");
         cfg.memory_bytes = 32 * MiB;
         g_assert_cmpint(loader_check(&cfg, NULL, err, sizeof(err)), ==, 0);
+}
+
+/* boot.rst, init_size: the buffer starts at the runtime address, which for
+ * a relocatable kernel is the load address raised to pref_address and
+ * aligned to kernel_alignment, and for any other kernel pref_address. */
+static void test_init_size_counts_from_the_runtime_address(void) {
+        struct bz_opts o = bz_default;
+        g_autofree char *reloc = make_bzimage("bz-runtime-reloc", &bz_default, NULL);
+        g_autofree char *fixed = NULL, *odd = NULL;
+        g_autofree char *initrd = make_initrd("initrd-3m", 3 * MiB);
+        const uint64_t memory = 24 * MiB;
+        uint8_t *mem = guest_mem_new(memory);
+        const struct boot_params *bp = (const struct boot_params *) (mem + LAYOUT_ZERO_PAGE);
+        struct vm_config cfg;
+        struct boot_entry entry;
+        char err[512] = "";
+
+        /* Relocatable, pref_address 16 MiB: the initrd stays above 16 + 4 MiB. */
+        cfg = make_config(reloc, initrd, NULL, memory);
+        g_assert_cmpint(loader_load(&cfg, mem, TEST_RSDP, &entry, err, sizeof(err)), ==, 0);
+        g_assert_cmphex(bp->hdr.ramdisk_image, >=, 16 * MiB + 4 * MiB);
+        g_assert_cmphex(bp->hdr.ramdisk_image + bp->hdr.ramdisk_size, <=, memory);
+        cfg.memory_bytes = 22 * MiB; /* 2 MiB left above the buffer */
+        assert_check_fails(&cfg, "config.initrd: ");
+        cfg = make_config(reloc, NULL, NULL, 19 * MiB);
+        assert_check_fails(&cfg, "the kernel needs 19 MiB at 1 MiB (it runs at 0x1000000)");
+
+        /* A pref_address off the alignment is rounded up: 17 MiB -> 18 MiB. */
+        o.pref_address = 17 * MiB;
+        odd = make_bzimage("bz-runtime-odd", &o, NULL);
+        cfg = make_config(odd, NULL, NULL, 21 * MiB);
+        assert_check_fails(&cfg, "(it runs at 0x1200000)");
+        cfg.memory_bytes = 22 * MiB;
+        g_assert_cmpint(loader_check(&cfg, NULL, err, sizeof(err)), ==, 0);
+
+        /* Not relocatable, pref_address 1 MiB (polyvm-testguest): runs where it is loaded. */
+        o = bz_default;
+        o.not_relocatable = true;
+        o.pref_address = LAYOUT_KERNEL_BZIMAGE;
+        fixed = make_bzimage("bz-runtime-fixed", &o, NULL);
+        cfg = make_config(fixed, initrd, NULL, 16 * MiB);
+        memset(mem, 0, memory);
+        g_assert_cmpint(loader_load(&cfg, mem, TEST_RSDP, &entry, err, sizeof(err)), ==, 0);
+        g_assert_cmphex(bp->hdr.ramdisk_image, >=, LAYOUT_KERNEL_BZIMAGE + 4 * MiB);
+        g_assert_cmphex(bp->hdr.ramdisk_image + bp->hdr.ramdisk_size, <=, 16 * MiB);
+        guest_mem_free(mem, memory);
+}
+
+static void test_bzimage_cmdline_limit_is_capped_by_the_cmdline_area(void) {
+        struct bz_opts o = bz_default;
+        g_autofree char *kernel = NULL;
+        g_autofree char *line = g_strnfill(LAYOUT_CMDLINE_MAX, 'x');
+        struct vm_config cfg;
+
+        o.cmdline_size = 0xffffffff; /* a header claiming any length is fine */
+        kernel = make_bzimage("bz-cmdline-huge", &o, NULL);
+        cfg = make_config(kernel, NULL, line, 64 * MiB);
+        assert_check_fails(&cfg, "is longer than the kernel's limit of 65535 bytes");
 }
 
 static void test_initrd_respects_initrd_addr_max(void) {
@@ -516,7 +577,8 @@ static void test_debian_kernel_is_accepted_and_loaded(void) {
         g_assert_cmphex(bp->hdr.xloadflags & BZ_XLF_KERNEL_64, !=, 0);
         if (initrd) {
                 g_assert_cmpuint(bp->hdr.ramdisk_size, >, 0);
-                g_assert_cmphex(bp->hdr.ramdisk_image, >=, LAYOUT_KERNEL_BZIMAGE + bp->hdr.init_size);
+                /* Above the decompression buffer at pref_address (16 MiB). */
+                g_assert_cmphex(bp->hdr.ramdisk_image, >=, bp->hdr.pref_address + bp->hdr.init_size);
                 g_assert_cmphex(bp->hdr.ramdisk_image + bp->hdr.ramdisk_size, <=, memory);
         }
 
@@ -841,6 +903,8 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/bzimage/cmdline-over-kernel-limit-is-rejected", test_bzimage_cmdline_over_kernel_limit_is_rejected);
         g_test_add_func("/bzimage/initrd-too-large-is-rejected", test_initrd_too_large_is_rejected);
         g_test_add_func("/bzimage/initrd-respects-initrd-addr-max", test_initrd_respects_initrd_addr_max);
+        g_test_add_func("/bzimage/init-size-counts-from-the-runtime-address", test_init_size_counts_from_the_runtime_address);
+        g_test_add_func("/bzimage/cmdline-limit-is-capped-by-the-cmdline-area", test_bzimage_cmdline_limit_is_capped_by_the_cmdline_area);
         g_test_add_func("/bzimage/memory-above-4g", test_bzimage_in_memory_above_4g);
         g_test_add_func("/loader/missing-or-odd-files-are-rejected", test_missing_or_odd_files_are_rejected);
         g_test_add_func("/loader/debian-kernel-is-accepted-and-loaded", test_debian_kernel_is_accepted_and_loaded);

@@ -111,6 +111,40 @@ static void test_ports_claimed(void) {
         g_assert_false(pm_port_is_ours(0x606, 2));
 }
 
+/* Only a byte at 0xCF9 is the reset control register: a dword at 0xCF8 is
+ * PCI CONFIG_ADDRESS and must go on to whatever decodes config space. */
+static void test_pci_config_address_is_not_the_reset_port(void) {
+        g_assert_false(pm_access_is_ours(0xcf8, 4));
+        g_assert_false(pm_access_is_ours(0xcf8, 2));
+        g_assert_false(pm_access_is_ours(LAYOUT_RESET_PORT, 2));
+        g_assert_false(pm_access_is_ours(0xcfc, 4));
+        g_assert_true(pm_access_is_ours(LAYOUT_RESET_PORT, 1));
+        g_assert_true(pm_access_is_ours(LAYOUT_PM1A_EVT_PORT, 4));
+        g_assert_true(pm_access_is_ours(LAYOUT_PM1A_CNT_PORT + 1, 1));
+        g_assert_true(pm_access_is_ours(0x64, 1));
+        g_assert_false(pm_access_is_ours(0x3f8, 1));
+}
+
+/* A restarted VM starts with power-on PM state: a press left from the last
+ * run must not shut the new guest down once it enables the button. */
+static void test_reset_forgets_the_last_runs_button_press(void) {
+        struct pm pm;
+
+        pm_init(&pm, set_sci, NULL);
+        g_assert_cmpint(out16(&pm, LAYOUT_PM1A_EVT_PORT + 2, 0x100), ==, PM_NONE);
+        g_assert_true(pm_press_power_button(&pm));
+        g_assert_cmpint(out16(&pm, LAYOUT_PM1A_CNT_PORT, 3 << 10), ==, PM_NONE);
+
+        pm_reset(&pm);
+        g_assert_cmphex(in16(&pm, LAYOUT_PM1A_EVT_PORT), ==, 0);
+        g_assert_cmphex(in16(&pm, LAYOUT_PM1A_EVT_PORT + 2), ==, 0);
+        g_assert_cmphex(in16(&pm, LAYOUT_PM1A_CNT_PORT), ==, 1); /* SCI_EN only */
+        sci_level = -1;
+        g_assert_cmpint(out16(&pm, LAYOUT_PM1A_EVT_PORT + 2, 0x100), ==, PM_NONE);
+        g_assert_cmpint(sci_level, ==, 0);
+        pm_done(&pm);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/pm/s5-powers-off-only-with-slp-en", test_s5_powers_off_only_with_slp_en);
@@ -119,5 +153,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/pm/power-button-raises-and-clears-sci", test_power_button_raises_and_clears_sci);
         g_test_add_func("/pm/byte-accesses", test_byte_accesses);
         g_test_add_func("/pm/ports-claimed", test_ports_claimed);
+        g_test_add_func("/pm/pci-config-address-is-not-the-reset-port", test_pci_config_address_is_not_the_reset_port);
+        g_test_add_func("/pm/reset-forgets-the-last-runs-button-press", test_reset_forgets_the_last_runs_button_press);
         return g_test_run();
 }

@@ -112,8 +112,16 @@ static void test_every_request_round_trips(void) {
                         n_fds = 1;
                         break;
                 }
-                case PROTO_INIT_PCI_CONFIG_MAPPING:
+                case PROTO_INIT_PCI_CONFIG_MAPPING: {
+                        struct proto_pci_mapping pm = { .base = 0x1000, .len = 256 };
+                        memcpy(body, &pm, sizeof(pm));
+                        len = sizeof(pm);
                         n_fds = 1;
+                        break;
+                }
+                case PROTO_RESTORE:
+                        len = strlen("{\"a\":1}");
+                        memcpy(body, "{\"a\":1}", len);
                         break;
                 }
                 if (n_fds)
@@ -124,7 +132,12 @@ static void test_every_request_round_trips(void) {
                 g_assert_cmpuint(m.hdr.type, ==, t);
                 g_assert_cmpuint(m.hdr.length, ==, len);
                 g_assert_cmpuint(m.n_fds, ==, n_fds);
-                g_assert_cmpmem(&m.body, len, body, len);
+                if (t == PROTO_RESTORE) {
+                        /* Text arrives NUL-terminated, outside the fixed body. */
+                        g_assert_cmpstr(m.text, ==, "{\"a\":1}");
+                        g_assert_cmpuint(m.text_len, ==, len);
+                } else
+                        g_assert_cmpmem(&m.body, len, body, len);
                 if (n_fds) {
                         /* The received fd is a working, close-on-exec copy. */
                         g_assert_cmpint(m.fds[0], >=, 0);
@@ -464,10 +477,10 @@ static void test_reject_fd_on_malformed_packet_and_close_it(void) {
 
 static void test_send_rejects_bad_arguments(void) {
         struct pair p;
-        uint8_t big[600] = {};
+        g_autofree uint8_t *big = g_malloc0(PROTO_TEXT_MAX + 1);
         int fds[PROTO_MAX_FDS + 1] = {};
         pair_open(&p);
-        g_assert_cmpint(proto_send(p.a, PROTO_ACTIVATE, big, sizeof(big), NULL, 0), ==, -EINVAL);
+        g_assert_cmpint(proto_send(p.a, PROTO_REPLY_SNAPSHOT, big, PROTO_TEXT_MAX + 1, NULL, 0), ==, -EINVAL);
         g_assert_cmpint(proto_send(p.a, PROTO_ACTIVATE, NULL, 0, fds, PROTO_MAX_FDS + 1), ==, -EINVAL);
         g_assert_cmpint(proto_send(p.a, PROTO_ACTIVATE, NULL, 4, NULL, 0), ==, -EINVAL);
         pair_close(&p);
@@ -491,6 +504,301 @@ static void test_reply_error_formats_and_terminates(void) {
         g_assert_cmpint(proto_recv(p.a, &m, 1000), ==, 0);
         g_assert_cmpuint(strlen(m.body.error.message), ==, PROTO_ERROR_MAX - 1);
         pair_close(&p);
+}
+
+/* ---- the rest of the protocol: replies, text bodies, the pure parser ---- */
+
+static void test_reply_type_of_each_request(void) {
+        g_assert_cmpuint(proto_reply_type(PROTO_ACTIVATE), ==, PROTO_REPLY_OK);
+        g_assert_cmpuint(proto_reply_type(PROTO_READ), ==, PROTO_REPLY_DATA);
+        g_assert_cmpuint(proto_reply_type(PROTO_WRITE), ==, 0);
+        g_assert_cmpuint(proto_reply_type(PROTO_READ_CONFIG), ==, PROTO_REPLY_U32);
+        g_assert_cmpuint(proto_reply_type(PROTO_WRITE_CONFIG), ==, PROTO_REPLY_CONFIG_WRITE);
+        g_assert_cmpuint(proto_reply_type(PROTO_INIT_PCI_CONFIG_MAPPING), ==, PROTO_REPLY_BOOL);
+        g_assert_cmpuint(proto_reply_type(PROTO_READ_VIRTUAL_CONFIG), ==, PROTO_REPLY_U32);
+        g_assert_cmpuint(proto_reply_type(PROTO_WRITE_VIRTUAL_CONFIG), ==, PROTO_REPLY_OK);
+        g_assert_cmpuint(proto_reply_type(PROTO_DESTROY_DEVICE), ==, 0);
+        g_assert_cmpuint(proto_reply_type(PROTO_SHUTDOWN), ==, PROTO_REPLY_OK);
+        g_assert_cmpuint(proto_reply_type(PROTO_GET_RANGES), ==, PROTO_REPLY_RANGES);
+        g_assert_cmpuint(proto_reply_type(PROTO_SNAPSHOT), ==, PROTO_REPLY_SNAPSHOT);
+        g_assert_cmpuint(proto_reply_type(PROTO_RESTORE), ==, PROTO_REPLY_OK);
+        g_assert_cmpuint(proto_reply_type(PROTO_SLEEP), ==, PROTO_REPLY_OK);
+        g_assert_cmpuint(proto_reply_type(PROTO_WAKE), ==, PROTO_REPLY_OK);
+        g_assert_cmpuint(proto_reply_type(PROTO_ATTACH_FD), ==, PROTO_REPLY_OK);
+        g_assert_cmpuint(proto_reply_type(PROTO_REPLY_OK), ==, 0);
+        g_assert_cmpuint(proto_reply_type(0xffff), ==, 0);
+        g_assert_cmpstr(proto_type_to_string(PROTO_REPLY_CONFIG_WRITE), ==, "ConfigWrite");
+        g_assert_cmpstr(proto_type_to_string(PROTO_REPLY_BOOL), ==, "Bool");
+        g_assert_cmpstr(proto_type_to_string(PROTO_REPLY_SNAPSHOT), ==, "Snapshot");
+}
+
+static void test_call_write_config_gets_result(void) {
+        struct proto_config_write w = { .reg = 4, .offset = 0, .len = 2, .data = { 0x00, 0x06 } };
+        struct proto_config_result res = {
+                .n_io_remove = 1, .n_io_add = 1, .n_removed_pci = 1,
+                .io_remove = { { .base = 0x500, .len = 8, .bus = PROTO_BUS_PIO } },
+                .io_add = { { .base = 0x600, .len = 8, .bus = PROTO_BUS_PIO } },
+                .removed_pci = { 0x0008 },
+        };
+        struct proto_msg reply;
+
+        g_assert_cmpint(call_with_queued_reply(PROTO_WRITE_CONFIG, &w, sizeof(w), PROTO_REPLY_CONFIG_WRITE, &res,
+                                               sizeof(res), &reply, NULL, 0), ==, 0);
+        g_assert_cmpuint(reply.body.config_result.n_io_add, ==, 1);
+        g_assert_cmphex(reply.body.config_result.io_add[0].base, ==, 0x600);
+        g_assert_cmphex(reply.body.config_result.io_remove[0].base, ==, 0x500);
+        g_assert_cmphex(reply.body.config_result.removed_pci[0], ==, 0x0008);
+}
+
+static void test_call_init_pci_config_mapping_passes_fd_and_gets_bool(void) {
+        struct proto_pci_mapping pm = { .base = 0, .len = 4096 };
+        struct proto_bool b = { .value = 1 };
+        struct pair p;
+        struct proto_msg m, reply;
+        int pipefd[2];
+
+        pair_open(&p);
+        g_assert_cmpint(pipe2(pipefd, O_CLOEXEC), ==, 0);
+        g_assert_cmpint(proto_send(p.b, PROTO_REPLY_BOOL, &b, sizeof(b), NULL, 0), ==, 0);
+        g_assert_cmpint(proto_call(p.a, PROTO_INIT_PCI_CONFIG_MAPPING, &pm, sizeof(pm), &pipefd[1], 1, &reply, 1000,
+                                   NULL, 0), ==, 0);
+        g_assert_cmpuint(reply.body.boolean.value, ==, 1);
+        g_assert_cmpint(proto_recv(p.b, &m, 1000), ==, 0);
+        g_assert_cmpuint(m.n_fds, ==, 1);
+        g_assert_cmpuint(m.body.pci_mapping.len, ==, 4096);
+        proto_msg_done(&m);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        pair_close(&p);
+}
+
+static void test_call_snapshot_gets_text_and_restore_sends_it(void) {
+        const char *json = "{\"data\":\"00ff\"}";
+        struct proto_msg reply;
+        struct pair p;
+        struct proto_msg m;
+
+        g_assert_cmpint(call_with_queued_reply(PROTO_SNAPSHOT, NULL, 0, PROTO_REPLY_SNAPSHOT, json, strlen(json),
+                                               &reply, NULL, 0), ==, 0);
+        g_assert_cmpstr(reply.text, ==, json);
+        g_assert_cmpuint(reply.text_len, ==, strlen(json));
+        proto_msg_done(&reply);
+        g_assert_null(reply.text);
+
+        /* Restore carries the text the other way and takes Ok. */
+        pair_open(&p);
+        g_assert_cmpint(proto_send(p.b, PROTO_REPLY_OK, NULL, 0, NULL, 0), ==, 0);
+        g_assert_cmpint(proto_call(p.a, PROTO_RESTORE, json, strlen(json), NULL, 0, NULL, 1000, NULL, 0), ==, 0);
+        g_assert_cmpint(proto_recv(p.b, &m, 1000), ==, 0);
+        g_assert_cmpstr(m.text, ==, json);
+        proto_msg_done(&m);
+        pair_close(&p);
+}
+
+static void test_call_snapshot_error_reply_gives_string(void) {
+        struct proto_error e = { .error = EOPNOTSUPP };
+        char err[PROTO_ERROR_MAX];
+
+        snprintf(e.message, sizeof(e.message), "Snapshot is not supported by rtc");
+        g_assert_cmpint(call_with_queued_reply(PROTO_SNAPSHOT, NULL, 0, PROTO_REPLY_ERROR, &e, sizeof(e), NULL, err,
+                                               sizeof(err)), ==, -EOPNOTSUPP);
+        g_assert_cmpstr(err, ==, "Snapshot is not supported by rtc");
+        e.error = EALREADY;
+        snprintf(e.message, sizeof(e.message), "asleep already");
+        g_assert_cmpint(call_with_queued_reply(PROTO_SLEEP, NULL, 0, PROTO_REPLY_ERROR, &e, sizeof(e), NULL, err,
+                                               sizeof(err)), ==, -EALREADY);
+        g_assert_cmpstr(err, ==, "asleep already");
+}
+
+/* Each request answered with every reply but its own is -EBADMSG. */
+static void test_reply_check_rejects_every_wrong_reply(void) {
+        for (unsigned req = PROTO_ACTIVATE; req < _PROTO_REQUEST_MAX; req++)
+                for (unsigned rep = PROTO_REPLY_OK; rep < _PROTO_REPLY_MAX; rep++) {
+                        struct proto_msg m = { .hdr = { .type = rep }, .fds = { -1, -1, -1, -1 } };
+                        int r;
+
+                        if (rep == PROTO_REPLY_ERROR)
+                                continue;
+                        r = proto_reply_check(req, &m, NULL, 0);
+                        if (rep == proto_reply_type(req))
+                                g_assert_cmpint(r, ==, 0);
+                        else
+                                g_assert_cmpint(r, ==, -EBADMSG);
+                }
+}
+
+/* A rejected reply leaves no reply type behind: a malformed error reply is a
+ * transport failure, not the device's error. */
+static void test_call_malformed_error_reply_is_transport_failure(void) {
+        struct proto_error e = { .error = EIO };
+        struct proto_msg reply;
+
+        memset(e.message, 'x', sizeof(e.message));
+        g_assert_cmpint(call_with_queued_reply(PROTO_READ_CONFIG, &(struct proto_u32) {}, sizeof(struct proto_u32),
+                                               PROTO_REPLY_ERROR, &e, sizeof(e), &reply, NULL, 0), ==, -EBADMSG);
+        g_assert_cmpuint(reply.hdr.type, ==, 0);
+}
+
+static void test_text_at_the_limit_is_accepted(void) {
+        g_autofree char *text = g_malloc(PROTO_TEXT_MAX);
+        struct pair p;
+        struct proto_msg m;
+        int buf = 4 * PROTO_PACKET_MAX;
+
+        memset(text, ' ', PROTO_TEXT_MAX);
+        text[0] = '{';
+        pair_open(&p);
+        g_assert_cmpint(setsockopt(p.a, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf)), ==, 0);
+        g_assert_cmpint(proto_send(p.a, PROTO_RESTORE, text, PROTO_TEXT_MAX, NULL, 0), ==, 0);
+        g_assert_cmpint(proto_recv(p.b, &m, 1000), ==, 0);
+        g_assert_cmpuint(m.text_len, ==, PROTO_TEXT_MAX);
+        g_assert_cmpint(m.text[PROTO_TEXT_MAX], ==, 0);
+        proto_msg_done(&m);
+        pair_close(&p);
+}
+
+static void test_reject_packet_over_the_limit(void) {
+        g_autofree uint8_t *buf = g_malloc0(PROTO_PACKET_MAX + 1);
+        struct proto_header h;
+        struct pair p;
+        struct proto_msg m;
+        int size = 4 * PROTO_PACKET_MAX;
+
+        memset(buf, 'a', PROTO_PACKET_MAX + 1);
+        header_fill(&h, PROTO_RESTORE, PROTO_TEXT_MAX + 1);
+        memcpy(buf, &h, sizeof(h));
+        pair_open(&p);
+        g_assert_cmpint(setsockopt(p.a, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)), ==, 0);
+        send_raw(p.a, buf, PROTO_PACKET_MAX + 1, -1);
+        g_assert_cmpint(proto_recv(p.b, &m, 1000), ==, -EBADMSG);
+        pair_close(&p);
+}
+
+static void test_reject_text_empty_or_with_nul(void) {
+        struct proto_header h;
+        uint8_t buf[sizeof(h) + 8];
+
+        header_fill(&h, PROTO_RESTORE, 0);
+        expect_rejected(&h, sizeof(h));
+        header_fill(&h, PROTO_REPLY_SNAPSHOT, 0);
+        expect_rejected(&h, sizeof(h));
+        header_fill(&h, PROTO_REPLY_SNAPSHOT, 8);
+        memcpy(buf, &h, sizeof(h));
+        memcpy(buf + sizeof(h), "{\"a\"\0:1}", 8);
+        expect_rejected(buf, sizeof(buf));
+}
+
+static void test_reject_restore_with_fd_and_close_it(void) {
+        struct pair p;
+        struct proto_msg m;
+        int pipefd[2];
+
+        pair_open(&p);
+        g_assert_cmpint(pipe2(pipefd, O_CLOEXEC), ==, 0);
+        g_assert_cmpint(proto_send(p.a, PROTO_RESTORE, "{}", 2, &pipefd[1], 1), ==, 0);
+        close(pipefd[1]);
+        g_assert_cmpint(proto_recv(p.b, &m, 1000), ==, -EBADMSG);
+        g_assert_null(m.text);
+        assert_fd_was_closed(pipefd[0]);
+        close(pipefd[0]);
+        pair_close(&p);
+}
+
+static void test_reject_pci_mapping_without_fd_or_out_of_range(void) {
+        struct proto_pci_mapping ok = { .base = 0, .len = 4096 }, zero = { .base = 0, .len = 0 },
+                                 wrap = { .base = UINT64_MAX, .len = 2 };
+        struct pair p;
+        struct proto_msg m;
+        int pipefd[2];
+
+        expect_body_rejected(PROTO_INIT_PCI_CONFIG_MAPPING, &ok, sizeof(ok));
+        pair_open(&p);
+        g_assert_cmpint(pipe2(pipefd, O_CLOEXEC), ==, 0);
+        g_assert_cmpint(proto_send(p.a, PROTO_INIT_PCI_CONFIG_MAPPING, &zero, sizeof(zero), &pipefd[1], 1), ==, 0);
+        g_assert_cmpint(proto_send(p.a, PROTO_INIT_PCI_CONFIG_MAPPING, &wrap, sizeof(wrap), &pipefd[1], 1), ==, 0);
+        close(pipefd[1]);
+        g_assert_cmpint(proto_recv(p.b, &m, 1000), ==, -EBADMSG);
+        g_assert_cmpint(proto_recv(p.b, &m, 1000), ==, -EBADMSG);
+        assert_fd_was_closed(pipefd[0]);
+        close(pipefd[0]);
+        pair_close(&p);
+}
+
+static void test_reject_bool_not_0_or_1(void) {
+        struct proto_bool b = { .value = 2 };
+        expect_body_rejected(PROTO_REPLY_BOOL, &b, sizeof(b));
+        b.value = 0xffffffff;
+        expect_body_rejected(PROTO_REPLY_BOOL, &b, sizeof(b));
+}
+
+static void test_reject_ranges_out_of_range(void) {
+        static const struct proto_range bad[] = {
+                { .base = 0x3f8, .len = 0, .bus = PROTO_BUS_PIO },          /* empty */
+                { .base = 0xfff8, .len = 9, .bus = PROTO_BUS_PIO },         /* past port 0xffff */
+                { .base = UINT64_MAX - 1, .len = 4, .bus = PROTO_BUS_MMIO }, /* wraps */
+                { .base = 0x1000, .len = 4, .bus = 2 },                     /* no such bus */
+        };
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                struct proto_ranges rs = { .count = 2, .ranges = { { .base = 0x70, .len = 2 }, bad[i] } };
+                expect_body_rejected(PROTO_REPLY_RANGES, &rs, sizeof(rs));
+        }
+        /* Slots past count are not looked at. */
+        {
+                struct pair p;
+                struct proto_msg m;
+                struct proto_ranges rs = { .count = 1, .ranges = { { .base = 0x70, .len = 2 }, bad[3] } };
+                pair_open(&p);
+                g_assert_cmpint(proto_send(p.a, PROTO_REPLY_RANGES, &rs, sizeof(rs), NULL, 0), ==, 0);
+                g_assert_cmpint(proto_recv(p.b, &m, 1000), ==, 0);
+                pair_close(&p);
+        }
+}
+
+static void test_reject_config_result_out_of_range(void) {
+        struct proto_config_result r;
+        const struct proto_range pio = { .base = 0x500, .len = 8, .bus = PROTO_BUS_PIO };
+        const struct proto_range mmio = { .base = 0xd0000000, .len = 4096, .bus = PROTO_BUS_MMIO };
+
+        r = (struct proto_config_result) { .n_io_add = PROTO_MAX_CONFIG_CHANGES + 1 };
+        expect_body_rejected(PROTO_REPLY_CONFIG_WRITE, &r, sizeof(r));
+        r = (struct proto_config_result) { .n_removed_pci = PROTO_MAX_CONFIG_CHANGES + 1 };
+        expect_body_rejected(PROTO_REPLY_CONFIG_WRITE, &r, sizeof(r));
+        r = (struct proto_config_result) { .n_removed_pci = 1, .removed_pci = { 0x10000 } };
+        expect_body_rejected(PROTO_REPLY_CONFIG_WRITE, &r, sizeof(r));
+        /* An MMIO range in an I/O list and the other way round. */
+        r = (struct proto_config_result) { .n_io_remove = 1, .io_remove = { mmio } };
+        expect_body_rejected(PROTO_REPLY_CONFIG_WRITE, &r, sizeof(r));
+        r = (struct proto_config_result) { .n_mmio_add = 1, .mmio_add = { pio } };
+        expect_body_rejected(PROTO_REPLY_CONFIG_WRITE, &r, sizeof(r));
+        /* An empty range. */
+        r = (struct proto_config_result) { .n_mmio_remove = 1, .mmio_remove = { { .base = 0x1000, .bus = PROTO_BUS_MMIO } } };
+        expect_body_rejected(PROTO_REPLY_CONFIG_WRITE, &r, sizeof(r));
+}
+
+/* proto_parse() alone: owns the fds it is given whatever it decides. */
+static void test_parse_closes_fds_of_rejected_input(void) {
+        struct proto_header h;
+        struct proto_msg m;
+        int pipes[PROTO_MAX_FDS + 1][2], fds[PROTO_MAX_FDS + 1];
+
+        header_fill(&h, PROTO_ACTIVATE, 0);
+        for (size_t i = 0; i < G_N_ELEMENTS(fds); i++) {
+                g_assert_cmpint(pipe2(pipes[i], O_CLOEXEC), ==, 0);
+                fds[i] = pipes[i][1];
+        }
+        /* Too many fds for any type: every one closed, the extra one too. */
+        g_assert_cmpint(proto_parse(&h, sizeof(h), fds, G_N_ELEMENTS(fds), &m), ==, -EBADMSG);
+        g_assert_cmpuint(m.n_fds, ==, 0);
+        g_assert_cmpuint(m.hdr.type, ==, 0);
+        for (size_t i = 0; i < G_N_ELEMENTS(fds); i++) {
+                assert_fd_was_closed(pipes[i][0]);
+                close(pipes[i][0]);
+        }
+        /* Nothing at all, and a header alone that is valid. */
+        g_assert_cmpint(proto_parse(&h, 0, NULL, 0, &m), ==, -EBADMSG);
+        g_assert_cmpint(proto_parse(&h, sizeof(h), NULL, 0, &m), ==, 0);
+        g_assert_cmpuint(m.hdr.type, ==, PROTO_ACTIVATE);
+        proto_msg_done(&m);
 }
 
 int main(int argc, char **argv) {
@@ -525,5 +833,25 @@ int main(int argc, char **argv) {
         g_test_add_func("/proto/reject-fd-on-malformed-packet-and-close-it", test_reject_fd_on_malformed_packet_and_close_it);
         g_test_add_func("/proto/send-rejects-bad-arguments", test_send_rejects_bad_arguments);
         g_test_add_func("/proto/reply-error-formats-and-terminates", test_reply_error_formats_and_terminates);
+        g_test_add_func("/proto/reply-type-of-each-request", test_reply_type_of_each_request);
+        g_test_add_func("/proto/call-write-config-gets-result", test_call_write_config_gets_result);
+        g_test_add_func("/proto/call-init-pci-config-mapping-passes-fd-and-gets-bool",
+                        test_call_init_pci_config_mapping_passes_fd_and_gets_bool);
+        g_test_add_func("/proto/call-snapshot-gets-text-and-restore-sends-it",
+                        test_call_snapshot_gets_text_and_restore_sends_it);
+        g_test_add_func("/proto/call-snapshot-error-reply-gives-string", test_call_snapshot_error_reply_gives_string);
+        g_test_add_func("/proto/reply-check-rejects-every-wrong-reply", test_reply_check_rejects_every_wrong_reply);
+        g_test_add_func("/proto/call-malformed-error-reply-is-transport-failure",
+                        test_call_malformed_error_reply_is_transport_failure);
+        g_test_add_func("/proto/text-at-the-limit-is-accepted", test_text_at_the_limit_is_accepted);
+        g_test_add_func("/proto/reject-packet-over-the-limit", test_reject_packet_over_the_limit);
+        g_test_add_func("/proto/reject-text-empty-or-with-nul", test_reject_text_empty_or_with_nul);
+        g_test_add_func("/proto/reject-restore-with-fd-and-close-it", test_reject_restore_with_fd_and_close_it);
+        g_test_add_func("/proto/reject-pci-mapping-without-fd-or-out-of-range",
+                        test_reject_pci_mapping_without_fd_or_out_of_range);
+        g_test_add_func("/proto/reject-bool-not-0-or-1", test_reject_bool_not_0_or_1);
+        g_test_add_func("/proto/reject-ranges-out-of-range", test_reject_ranges_out_of_range);
+        g_test_add_func("/proto/reject-config-result-out-of-range", test_reject_config_result_out_of_range);
+        g_test_add_func("/proto/parse-closes-fds-of-rejected-input", test_parse_closes_fds_of_rejected_input);
         return g_test_run();
 }

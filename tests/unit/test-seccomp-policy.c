@@ -1,16 +1,22 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Seccomp policy files (services/devmgr/seccomp-policy.c): parsing with
  * errors that name file and line, the shipped policies, and that a call
- * outside the allowlist kills the whole process with SIGSYS. */
+ * outside the allowlist never runs and is reported, by number, to the
+ * holder of the filter's listener. */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <glib.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "device-report.h"
 #include "seccomp-policy.h"
 
 static void test_parse_names_and_comments(void) {
@@ -50,7 +56,7 @@ static void test_parse_errors_name_file_and_line(void) {
 
 /* The policies shipped for every kind parse (from the source tree). */
 static void test_shipped_policies_parse(void) {
-        static const char *const kinds[] = { "serial", "rtc" };
+        static const char *const kinds[] = { "serial", "rtc", "jailcheck" };
         const char *src = POLYVM_DEVMGR_SECCOMP_SRC;
 
         for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++) {
@@ -71,40 +77,97 @@ static void test_load_missing_file(void) {
         g_assert_nonnull(strstr(err, "/nonexistent/serial.policy"));
 }
 
-/* A child that calls something outside its allowlist dies of SIGSYS, and an
- * allowed call works. */
-static void test_violation_kills_with_sigsys(void) {
-        struct seccomp_policy p = {};
-        char err[256] = "";
-        int status;
+/* Applies p in a child, hands the listener to the parent, then makes
+ * call(). Returns the child's pid and the listener in *listener. */
+static pid_t spawn_filtered(const struct seccomp_policy *p, void (*call)(void), int *listener) {
+        int sv[2], fd = -1;
+        enum device_report_type type;
         pid_t pid;
 
-        g_assert_cmpint(seccomp_policy_parse("write\nexit_group\nexit\nbrk\nmmap\nmunmap\n", "t", &p, err,
-                                             sizeof(err)), ==, 0);
+        g_assert_cmpint(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), ==, 0);
         pid = fork();
         g_assert_cmpint(pid, >=, 0);
         if (pid == 0) {
-                if (seccomp_policy_apply(&p) < 0)
-                        _exit(2);
-                (void) syscall(SYS_getppid); /* not allowed */
+                int l;
+                if (seccomp_policy_apply(p, &l) < 0 || device_report_send(sv[1], DEVICE_REPORT_LISTENER, l) < 0)
+                        syscall(SYS_exit_group, 2);
+                call();
                 /* Raw exit_group: sanitizer runtimes hook _exit() with more calls. */
                 syscall(SYS_exit_group, 0);
         }
+        close(sv[1]);
+        {
+                struct pollfd pfd = { .fd = sv[0], .events = POLLIN };
+                g_assert_cmpint(poll(&pfd, 1, 5000), ==, 1);
+        }
+        g_assert_cmpint(device_report_recv(sv[0], &type, &fd), ==, 0);
+        g_assert_cmpint(type, ==, DEVICE_REPORT_LISTENER);
+        g_assert_cmpint(fd, >=, 0);
+        close(sv[0]);
+        *listener = fd;
+        return pid;
+}
+
+static char victim[64];
+
+static void call_unlink(void) {
+        (void) syscall(SYS_unlink, victim); /* not allowed */
+}
+
+static void call_exit_7(void) {
+        syscall(SYS_exit_group, 7); /* the jail baseline allows it */
+}
+
+/* A call outside the allowlist never runs: the thread stops, the listener
+ * names the call (from the kernel, not from the child), and the holder's
+ * kill ends the process. */
+static void test_violation_is_reported_and_never_runs(void) {
+        struct seccomp_policy p = {};
+        struct seccomp_notif *req = NULL;
+        struct seccomp_notif_resp *resp = NULL;
+        char err[256] = "";
+        int status, listener, fd;
+        g_autofree char *name = NULL;
+        pid_t pid;
+
+        snprintf(victim, sizeof(victim), "/tmp/polyvm-seccomp-test-%d", (int) getpid());
+        fd = open(victim, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        g_assert_cmpint(fd, >=, 0);
+        close(fd);
+
+        g_assert_cmpint(seccomp_policy_parse("write\nmmap\n", "t", &p, err, sizeof(err)), ==, 0);
+        pid = spawn_filtered(&p, call_unlink, &listener);
+        g_assert_cmpint(seccomp_notify_alloc(&req, &resp), ==, 0);
+        g_assert_cmpint(seccomp_notify_receive(listener, req), ==, 0);
+        g_assert_cmpint(req->pid, ==, pid);
+        g_assert_cmpint(req->data.nr, ==, SCMP_SYS(unlink));
+        name = seccomp_policy_syscall_name(req->data.arch, req->data.nr);
+        g_assert_cmpstr(name, ==, "unlink (system call 87)");
+        seccomp_notify_free(req, resp);
+        /* Still blocked in the call: the file is there. */
+        g_assert_true(g_file_test(victim, G_FILE_TEST_EXISTS));
+        g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
         g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
         g_assert_true(WIFSIGNALED(status));
-        g_assert_cmpint(WTERMSIG(status), ==, SIGSYS);
+        g_assert_cmpint(WTERMSIG(status), ==, SIGKILL);
+        g_assert_true(g_file_test(victim, G_FILE_TEST_EXISTS));
+        close(listener);
+        unlink(victim);
 
-        pid = fork();
-        g_assert_cmpint(pid, >=, 0);
-        if (pid == 0) {
-                if (seccomp_policy_apply(&p) < 0)
-                        _exit(2);
-                syscall(SYS_exit_group, 7); /* allowed */
-        }
+        /* exit_group is not in the file but in the jail baseline. */
+        pid = spawn_filtered(&p, call_exit_7, &listener);
         g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
         g_assert_true(WIFEXITED(status));
         g_assert_cmpint(WEXITSTATUS(status), ==, 7);
+        close(listener);
         seccomp_policy_done(&p);
+}
+
+static void test_syscall_names(void) {
+        g_autofree char *a = seccomp_policy_syscall_name(SCMP_ARCH_X86_64, 101);
+        g_autofree char *b = seccomp_policy_syscall_name(SCMP_ARCH_X86_64, 99999);
+        g_assert_cmpstr(a, ==, "ptrace (system call 101)");
+        g_assert_nonnull(strstr(b, "system call 99999"));
 }
 
 int main(int argc, char **argv) {
@@ -113,6 +176,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/seccomp-policy/parse-errors-name-file-and-line", test_parse_errors_name_file_and_line);
         g_test_add_func("/seccomp-policy/shipped-policies-parse", test_shipped_policies_parse);
         g_test_add_func("/seccomp-policy/load-missing-file", test_load_missing_file);
-        g_test_add_func("/seccomp-policy/violation-kills-with-sigsys", test_violation_kills_with_sigsys);
+        g_test_add_func("/seccomp-policy/violation-is-reported-and-never-runs", test_violation_is_reported_and_never_runs);
+        g_test_add_func("/seccomp-policy/syscall-names", test_syscall_names);
         return g_test_run();
 }

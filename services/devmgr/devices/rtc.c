@@ -56,6 +56,7 @@ static int rtc_write(void *dev, uint32_t range, uint64_t offset, uint32_t len, c
 static const struct device_kind rtc_kind = {
         .name = "rtc",
         .seccomp_policy = "rtc",
+        .rlimit_as = 64 << 20, /* it maps nothing but itself */
         .create = rtc_create,
         .destroy = rtc_destroy,
         .get_ranges = rtc_get_ranges,

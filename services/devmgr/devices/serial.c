@@ -169,6 +169,7 @@ static int serial_handle_event(void *dev) {
 static const struct device_kind serial_kind = {
         .name = "serial",
         .seccomp_policy = "serial",
+        .rlimit_as = 64 << 20, /* it maps nothing but itself */
         .create = serial_create,
         .destroy = serial_destroy,
         .get_ranges = serial_get_ranges,
