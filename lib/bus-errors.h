@@ -17,3 +17,14 @@
 #define POLYVM_ERROR_KVM_UNAVAILABLE  "org.polyvm.Error.KvmUnavailable"
 #define POLYVM_ERROR_NOT_PERMITTED    "org.polyvm.Error.NotPermitted"
 #define POLYVM_ERROR_FAILED           "org.polyvm.Error.Failed"
+#define POLYVM_ERROR_CID_IN_USE       "org.polyvm.Error.CidInUse"
+
+/* The early launcher's allowlist and config checks (docs/early-vms.md). */
+#define POLYVM_ERROR_UNSUPPORTED_PARTITION "org.polyvm.Error.UnsupportedPartition"
+#define POLYVM_ERROR_ALLOWLIST_MISSING     "org.polyvm.Error.AllowlistMissing"
+#define POLYVM_ERROR_ALLOWLIST_INVALID     "org.polyvm.Error.AllowlistInvalid"
+#define POLYVM_ERROR_NOT_ALLOWLISTED       "org.polyvm.Error.NotAllowlisted"
+#define POLYVM_ERROR_DUPLICATE_VM          "org.polyvm.Error.DuplicateVm"
+#define POLYVM_ERROR_CID_OUT_OF_RANGE      "org.polyvm.Error.CidOutOfRange"
+#define POLYVM_ERROR_WRONG_CALLER          "org.polyvm.Error.WrongCaller"
+#define POLYVM_ERROR_NOT_EARLY_SAFE        "org.polyvm.Error.NotEarlySafe"

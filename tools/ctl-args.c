@@ -32,6 +32,7 @@ static const struct verb_info verbs[] = {
         { CTL_VERB_RESUME, "resume", "NAME", 1, 0 },
         { CTL_VERB_DESTROY, "destroy", "NAME", 1, 0 },
         { CTL_VERB_RUN, "run", "", 0, OPT_RUN },
+        { CTL_VERB_SWAP, "swap", "out|in|trim|status NAME", 2, 0 },
 };
 
 const char *ctl_verb_to_string(enum ctl_verb verb) {
@@ -228,9 +229,26 @@ int ctl_parse_args(int argc, char **argv, struct ctl_args *ret, char *err, size_
                 return -EINVAL;
         }
         if (a.n_args < verb->n_args) {
+                static const char *const missing[][2] = { { "NAME", "CONFIG" }, { "ACTION", "NAME" } };
                 snprintf(err, errlen, "%s: missing argument %s (usage: %s %s)", verb->name,
-                         a.n_args == 0 ? "NAME" : "CONFIG", verb->name, verb->usage);
+                         missing[verb->verb == CTL_VERB_SWAP][a.n_args == 0 ? 0 : 1], verb->name, verb->usage);
                 return -EINVAL;
+        }
+        if (verb->verb == CTL_VERB_SWAP) {
+                static const char *const actions[] = {
+                        [CTL_SWAP_OUT] = "out", [CTL_SWAP_IN] = "in", [CTL_SWAP_TRIM] = "trim",
+                        [CTL_SWAP_STATUS] = "status",
+                };
+                size_t i;
+
+                for (i = 0; i < ELEMENTSOF(actions); i++)
+                        if (strcmp(a.args[0], actions[i]) == 0)
+                                break;
+                if (i == ELEMENTSOF(actions)) {
+                        snprintf(err, errlen, "swap: unknown action '%s' (out, in, trim or status)", a.args[0]);
+                        return -EINVAL;
+                }
+                a.swap = (enum ctl_swap_action) i;
         }
         if (verb->verb == CTL_VERB_RUN && !a.run.kernel) {
                 snprintf(err, errlen, "run: missing option --kernel PATH");

@@ -26,6 +26,15 @@ enum ctl_verb {
         CTL_VERB_RESUME,
         CTL_VERB_DESTROY,
         CTL_VERB_RUN,
+        CTL_VERB_SWAP,
+};
+
+/* polyvmctl swap ACTION NAME */
+enum ctl_swap_action {
+        CTL_SWAP_OUT,
+        CTL_SWAP_IN,
+        CTL_SWAP_TRIM,
+        CTL_SWAP_STATUS,
 };
 
 struct ctl_run_options {
@@ -50,6 +59,7 @@ struct ctl_args {
         const char *args[CTL_MAX_ARGS]; /* positional arguments after the verb */
         size_t n_args;
         struct ctl_run_options run;
+        enum ctl_swap_action swap; /* swap: args[0] parsed, args[1] the VM */
 };
 
 /* Parses argv (argv[0] is the program). Returns 0, or -EINVAL with a message

@@ -15,3 +15,5 @@ int verb_console(sd_bus *bus, const struct ctl_args *a);
 int verb_vm_method(sd_bus *bus, const struct ctl_args *a);
 int verb_destroy(sd_bus *bus, const struct ctl_args *a);
 int verb_run(sd_bus *bus, const struct ctl_args *a);
+/* swap out|in|trim|status NAME (ctl-swap.c) */
+int verb_swap(sd_bus *bus, const struct ctl_args *a);

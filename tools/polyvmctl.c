@@ -29,6 +29,8 @@ static void help(void) {
                "  resume NAME               Resume the vCPUs\n"
                "  destroy NAME              Kill the VM if it runs and release it\n"
                "  run --kernel PATH [...]   Create, start and attach; destroy when it stops\n"
+               "  swap out|in|trim NAME     Swap the VM's memory to disk and back, with progress\n"
+               "  swap status NAME          Show the VM's swap state and counters\n"
                "\n"
                "Options:\n"
                "  -h --help                 Show this help\n"
@@ -92,6 +94,7 @@ int main(int argc, char **argv) {
         case CTL_VERB_RESUME: return verb_vm_method(bus, &a);
         case CTL_VERB_DESTROY: return verb_destroy(bus, &a);
         case CTL_VERB_RUN: return verb_run(bus, &a);
+        case CTL_VERB_SWAP: return verb_swap(bus, &a);
         case CTL_VERB_NONE: break;
         }
         return 2;

@@ -229,6 +229,8 @@ static int handle_activate(struct device_loop *l) {
                 return proto_reply_error(l->sock, r, "device has no valid ranges");
         l->active = true;
         log_debug("Activated.");
+        if (l->activated)
+                l->activated(l->activated_userdata);
         return reply_ok(l);
 }
 
@@ -290,10 +292,13 @@ int device_loop_handle(struct device_loop *l, struct proto_msg *m) {
         }
 }
 
-int device_loop_run(int sock, const struct device_kind *kind, void *dev) {
+int device_loop_run(int sock, const struct device_kind *kind, void *dev, device_loop_activated_t activated,
+                    void *userdata) {
         struct device_loop l;
 
         device_loop_init(&l, sock, kind, dev);
+        l.activated = activated;
+        l.activated_userdata = userdata;
         for (;;) {
                 struct pollfd p[2] = { { .fd = sock, .events = POLLIN } };
                 int efd = l.active && !l.asleep && kind->event_fd ? kind->event_fd(dev) : -1;

@@ -5,11 +5,15 @@
 
 #include "device.h"
 
+/* Called once, when the first Activate has been accepted. */
+typedef void (*device_loop_activated_t)(void *userdata);
+
 /* Serves the device protocol on sock for one device until hang-up, Shutdown
  * or DestroyDevice: Activate first and exactly once, then the requests.
  * Nothing a peer sends ends it but those; returns 0, or -errno if the
- * socket itself fails. */
-int device_loop_run(int sock, const struct device_kind *kind, void *dev);
+ * socket itself fails. activated may be NULL. */
+int device_loop_run(int sock, const struct device_kind *kind, void *dev, device_loop_activated_t activated,
+                    void *userdata);
 
 /* One request at a time, for device_loop_run() and the fuzz target. */
 struct device_loop {
@@ -18,6 +22,8 @@ struct device_loop {
         void *dev;
         bool active;
         bool asleep;
+        device_loop_activated_t activated;
+        void *activated_userdata;
         struct proto_ranges ranges; /* from Activate; refreshed when a config write moves them */
 };
 

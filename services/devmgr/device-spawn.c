@@ -14,22 +14,13 @@
 #include "log.h"
 #include "macro.h"
 
-/* In the device process: the report socket and the kind as served, whose
- * get_ranges is wrapped to tell devmgr about the first Activate (the loop
- * asks for the ranges first thing when it accepts Activate). */
-static int child_report = -1;
-static struct device_kind child_kind;
-static int (*child_get_ranges)(void *dev, struct proto_ranges *ret);
+/* In the device process: tells devmgr about the first Activate (advisory:
+ * it only drives Device1.State). */
+static void report_active(void *userdata) {
+        int *report = userdata;
 
-static int get_ranges_reporting_active(void *dev, struct proto_ranges *ret) {
-        int r = child_get_ranges(dev, ret);
-
-        if (r >= 0 && child_report >= 0) {
-                (void) device_report_send(child_report, DEVICE_REPORT_ACTIVE, -1);
-                /* Once is enough; later calls come from config writes. */
-                child_report = safe_close(child_report);
-        }
-        return r;
+        (void) device_report_send(*report, DEVICE_REPORT_ACTIVE, -1);
+        *report = safe_close(*report);
 }
 
 /* Blocks until devmgr has written the id maps; fails if it is gone. */
@@ -89,12 +80,7 @@ static _Noreturn void device_child(const struct device_kind *kind, void *dev, co
         if (r < 0)
                 syscall(SYS_exit_group, EXIT_FAILURE);
 
-        child_report = report;
-        child_kind = *kind;
-        child_get_ranges = kind->get_ranges;
-        child_kind.get_ranges = get_ranges_reporting_active;
-
-        r = device_loop_run(sock, &child_kind, dev);
+        r = device_loop_run(sock, kind, dev, report_active, &report);
         kind->destroy(dev);
         /* exit_group directly: nothing is left to flush, and libc's or a
          * sanitizer's exit path may make calls the policy does not allow. */

@@ -121,6 +121,7 @@ int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_conf
         _cleanup_(json_object_putp) json_object *obj = NULL, *devices = NULL;
         _cleanup_(vm_config_done) struct vm_config c = {};
         _cleanup_free_ char *on_reboot = NULL, *on_device_failure = NULL;
+        uint64_t cid = 0;
         uint64_t vcpus = 1, memory_mib = CONFIG_DEFAULT_MEMORY_MIB, device_timeout_ms = CONFIG_DEFAULT_DEVICE_TIMEOUT_MS;
         int r;
 
@@ -139,6 +140,7 @@ int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_conf
                 { "on_device_failure", JSON_FIELD_STRING, false, &on_device_failure },
                 { "device_timeout_ms", JSON_FIELD_UINT64, false, &device_timeout_ms, CONFIG_MIN_DEVICE_TIMEOUT_MS,
                   CONFIG_MAX_DEVICE_TIMEOUT_MS },
+                { "cid", JSON_FIELD_UINT64, false, &cid, CONFIG_MIN_CID, CONFIG_MAX_CID },
         };
 
         r = json_parse_object(text, &obj, err, errlen);
@@ -202,6 +204,7 @@ int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_conf
 
         c.vcpus = (unsigned) vcpus;
         c.device_timeout_ms = (unsigned) device_timeout_ms;
+        c.cid = (uint32_t) cid;
         c.memory_bytes = memory_mib << 20;
         *ret = c;
         c = (struct vm_config) {};

@@ -15,6 +15,10 @@
 #define CONFIG_DEFAULT_DEVICE_TIMEOUT_MS 1000
 #define CONFIG_MIN_DEVICE_TIMEOUT_MS 10
 #define CONFIG_MAX_DEVICE_TIMEOUT_MS 60000
+/* vsock CIDs of regular VMs: 0..2 are reserved, 100..299 belong to early
+ * VMs (docs/early-vms.md), 0xffffffff is VMADDR_CID_ANY. */
+#define CONFIG_MIN_CID 300U
+#define CONFIG_MAX_CID 0xfffffffeU
 
 enum on_reboot {
         ON_REBOOT_STOP,
@@ -43,6 +47,7 @@ struct vm_config {
         enum on_reboot on_reboot;
         enum on_device_failure on_device_failure;
         unsigned device_timeout_ms; /* per device request, 10..60000, default 1000 */
+        uint32_t cid;              /* CONFIG_MIN_CID..CONFIG_MAX_CID; 0: the launcher allocates one */
 };
 
 /* Parses and validates text. On error returns -EINVAL (or -ENOMEM) and

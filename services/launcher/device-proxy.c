@@ -71,7 +71,7 @@ struct device_proxy *device_proxy_free(struct device_proxy *d) {
         return NULL;
 }
 
-static void device_proxy_fail(struct device_proxy *d, int r, const char *what) {
+void device_proxy_fail(struct device_proxy *d, int r, const char *what) {
         if (atomic_exchange(&d->failing, true))
                 return;
         snprintf(d->reason, sizeof(d->reason), "%s: %s", what,

@@ -56,6 +56,9 @@ int device_proxy_attach_fd(struct device_proxy *d, enum proto_fd_role role, uint
 void device_proxy_read(struct device_proxy *d, unsigned range, uint64_t addr, uint8_t *data, uint32_t len);
 void device_proxy_write(struct device_proxy *d, unsigned range, uint64_t addr, const uint8_t *data, uint32_t len);
 
+/* Marks d failed (once; later calls do nothing) with "what: strerror(r)"
+ * and pokes the notify fd. Any thread. */
+void device_proxy_fail(struct device_proxy *d, int r, const char *what);
 bool device_proxy_is_failed(struct device_proxy *d);
 /* For the thread that reports failures: true once per failed device, with
  * the reason ("Read: Connection timed out", ...). */

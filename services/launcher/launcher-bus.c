@@ -4,10 +4,12 @@
 
 #include "bus-errors.h"
 #include "bus-util.h"
+#include "early.h"
 #include "launcher-bus.h"
 #include "log.h"
 #include "macro.h"
 #include "vm.h"
+#include "vm-swap.h"
 
 #define LAUNCHER_PATH "/org/polyvm/Launcher1"
 #define VM_PATH_PREFIX LAUNCHER_PATH "/vm"
@@ -23,7 +25,11 @@ static int method_create_vm(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = sd_bus_message_read(m, "ss", &name, &config);
         if (r < 0)
                 return r;
-        r = vm_create(l, name, config, error, &vm);
+        /* The early launcher checks the caller against its allowlist first. */
+        if (l->early)
+                r = early_create_vm(l, m, name, config, error, &vm);
+        else
+                r = vm_create(l, name, config, 0, error, &vm);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(m, "o", vm->path);
@@ -55,6 +61,7 @@ static int method_destroy_vm(sd_bus_message *m, void *userdata, sd_bus_error *er
         struct launcher *l = userdata;
         const char *name;
         struct vm *vm;
+        uint32_t cid;
         int r;
 
         r = sd_bus_message_read(m, "s", &name);
@@ -63,7 +70,10 @@ static int method_destroy_vm(sd_bus_message *m, void *userdata, sd_bus_error *er
         vm = vm_find(l, name);
         if (!vm)
                 return sd_bus_error_setf(error, POLYVM_ERROR_NO_SUCH_VM, "No VM named \"%.64s\"", name);
+        cid = vm->cid;
         vm_destroy(vm);
+        if (l->early)
+                early_vm_removed(l, cid);
         return sd_bus_reply_method_return(m, NULL);
 }
 
@@ -75,6 +85,8 @@ static const sd_bus_vtable launcher_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("DestroyVm", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, method_destroy_vm,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_PROPERTY("MemlockLimit", "t", NULL, offsetof(struct launcher, memlock_limit),
+                        SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_VTABLE_END,
 };
 
@@ -109,6 +121,24 @@ static int method_pause(sd_bus_message *m, void *userdata, sd_bus_error *error) 
 
 static int method_resume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return vm_method(m, userdata, error, vm_resume);
+}
+
+/* Swap verbs: forwarded to memmgr (vm-swap.c). */
+static int vm_swap_method(sd_bus_message *m, struct vm *vm, const char *member, sd_bus_error *error) {
+        int r = vm_swap_forward(vm, member, error);
+        return r < 0 ? r : sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_swap_out(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return vm_swap_method(m, userdata, "SwapOut", error);
+}
+
+static int method_swap_in(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return vm_swap_method(m, userdata, "SwapIn", error);
+}
+
+static int method_trim(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return vm_swap_method(m, userdata, "Trim", error);
 }
 
 static int method_open_console(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -146,6 +176,10 @@ static const sd_bus_vtable vm_vtable[] = {
         SD_BUS_METHOD("Kill", NULL, NULL, method_kill, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Pause", NULL, NULL, method_pause, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Resume", NULL, NULL, method_resume, SD_BUS_VTABLE_UNPRIVILEGED),
+        /* Privileged (same uid or CAP_SYS_ADMIN), as in memmgr. */
+        SD_BUS_METHOD("SwapOut", NULL, NULL, method_swap_out, 0),
+        SD_BUS_METHOD("SwapIn", NULL, NULL, method_swap_in, 0),
+        SD_BUS_METHOD("Trim", NULL, NULL, method_trim, 0),
         SD_BUS_METHOD_WITH_ARGS("OpenConsole", SD_BUS_NO_ARGS, SD_BUS_RESULT("h", console), method_open_console,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("Name", "s", NULL, offsetof(struct vm, name),
@@ -157,6 +191,7 @@ static const sd_bus_vtable vm_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Config", "s", NULL, offsetof(struct vm, config_text),
                         SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Cid", "u", NULL, offsetof(struct vm, cid), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceFailed", SD_BUS_ARGS("o", device, "s", reason), 0),
         SD_BUS_VTABLE_END,
 };

@@ -166,11 +166,14 @@ static void vm_finish(struct vm *vm, enum vm_state state, const char *reason) {
         vm_set_state(vm, state, reason);
 }
 
-/* vCPU threads must not touch sd-bus: a device that fails under one pokes
- * stop_efd, and its DeviceFailed signal goes out here. The VM runs on. */
+/* vCPU threads must not touch sd-bus: a device that fails under one (or
+ * whose endpoint hangs up) pokes stop_efd, and its DeviceFailed signal goes
+ * out here. config.on_device_failure says whether a running VM goes on
+ * without it (its reads return all ones) or stops. */
 static void vm_report_failed_devices(struct vm *vm) {
         for (size_t i = 0; i < vm->n_devices; i++) {
                 const char *reason;
+                char stop_reason[512];
 
                 if (!device_proxy_take_failure(vm->devices[i], &reason))
                         continue;
@@ -178,6 +181,12 @@ static void vm_report_failed_devices(struct vm *vm) {
                             vm->devices[i]->kind, reason);
                 (void) sd_bus_emit_signal(vm->launcher->bus, vm->path, "org.polyvm.Vm1", "DeviceFailed", "os",
                                           vm->devices[i]->object, reason);
+                if (vm->config.on_device_failure != ON_DEVICE_FAILURE_STOP ||
+                    (vm->state != VM_RUNNING && vm->state != VM_PAUSED))
+                        continue;
+                snprintf(stop_reason, sizeof(stop_reason), "device-failed: %s (%s)", vm->devices[i]->object,
+                         vm->devices[i]->kind);
+                vm_finish(vm, VM_STOPPED, stop_reason);
         }
 }
 
@@ -267,27 +276,16 @@ static int vm_attach_devices(struct vm *vm, sd_bus_error *error) {
 }
 
 /* A device's endpoint hung up: its process is gone (killed, a seccomp
- * violation, devmgr died with it). config.on_device_failure says whether a
- * running VM goes on without it (its reads return all ones) or stops. */
+ * violation, devmgr died with it). It fails like a device that stopped
+ * answering; vm_report_failed_devices() takes it from there. */
 static int on_device_hangup(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct vm *vm = userdata;
-        struct device_proxy *d = NULL;
-        char reason[512];
 
         /* A hang-up stays readable: once is enough. */
         (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
         for (size_t i = 0; i < vm->n_devices; i++)
                 if (vm->device_hangup[i] == s)
-                        d = vm->devices[i];
-        if (!d)
-                return 0;
-        if (vm->config.on_device_failure != ON_DEVICE_FAILURE_STOP ||
-            (vm->state != VM_RUNNING && vm->state != VM_PAUSED)) {
-                log_warning("VM %s: device %s (%s) is gone; the VM goes on without it.", vm->name, d->object, d->kind);
-                return 0;
-        }
-        snprintf(reason, sizeof(reason), "device-failed: %s (%s)", d->object, d->kind);
-        vm_finish(vm, VM_STOPPED, reason);
+                        device_proxy_fail(vm->devices[i], -ECONNRESET, "endpoint hung up");
         return 0;
 }
 
@@ -376,7 +374,8 @@ static void vm_register_uffd(struct vm *vm) {
                 return;
         }
         r = sd_bus_call_method(vm->launcher->bus, "org.polyvm.MemoryManager1", "/org/polyvm/MemoryManager1",
-                               "org.polyvm.MemoryManager1", "RegisterUffd", &error, NULL, "sh", vm->name, uffd);
+                               "org.polyvm.MemoryManager1", "RegisterUffd", &error, NULL, "sht", vm->name, uffd,
+                               (uint64_t) (uintptr_t) vm->mem);
         if (r < 0)
                 log_warning_errno(r, "VM %s: memmgr did not take the main uffd, swap will be unavailable: %s", vm->name,
                                   error.message ?: strerror(-r));
@@ -399,7 +398,32 @@ static int vm_allocate_memory(struct vm *vm, sd_bus_error *error) {
         return 0;
 }
 
-int vm_create(struct launcher *l, const char *name, const char *config_text, sd_bus_error *error, struct vm **ret) {
+/* A CID is unique among this launcher's VMs; with early VMs in 100..299 and
+ * regular ones from CONFIG_MIN_CID, the two launchers never collide. */
+static int vm_pick_cid(struct launcher *l, uint32_t wanted, uint32_t *ret, sd_bus_error *error) {
+        uint32_t cid = wanted ?: CONFIG_MIN_CID;
+
+        for (;;) {
+                struct vm *taken = NULL;
+
+                for (struct vm *v = l->vms; v; v = v->next)
+                        if (v->cid == cid)
+                                taken = v;
+                if (!taken)
+                        break;
+                if (wanted)
+                        return sd_bus_error_setf(error, POLYVM_ERROR_CID_IN_USE, "config.cid: %" PRIu32 " is the CID of VM %s already",
+                                                 cid, taken->name);
+                if (cid == CONFIG_MAX_CID)
+                        return sd_bus_error_setf(error, POLYVM_ERROR_CID_IN_USE, "No free CID left");
+                cid++;
+        }
+        *ret = cid;
+        return 0;
+}
+
+int vm_create(struct launcher *l, const char *name, const char *config_text, uint32_t cid, sd_bus_error *error,
+              struct vm **ret) {
         struct vm *vm;
         enum kernel_format format;
         char err[512];
@@ -442,6 +466,9 @@ int vm_create(struct launcher *l, const char *name, const char *config_text, sd_
                 r = sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err);
                 goto fail;
         }
+        r = vm_pick_cid(l, cid ?: vm->config.cid, &vm->cid, error);
+        if (r < 0)
+                goto fail;
 
         vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (vm->stop_efd < 0) {
@@ -465,8 +492,8 @@ int vm_create(struct launcher *l, const char *name, const char *config_text, sd_
         l->vms = vm;
         vm->announced = true;
         (void) sd_bus_emit_object_added(l->bus, vm->path);
-        log_info("Created VM %s (%u vCPUs, %" PRIu64 " MiB, %s kernel %s, %zu devices).", name, vm->config.vcpus,
-                 vm->config.memory_bytes >> 20, format == KERNEL_BZIMAGE ? "bzImage" : "PVH ELF", vm->config.kernel,
+        log_info("Created VM %s (CID %" PRIu32 ", %u vCPUs, %" PRIu64 " MiB, %s kernel %s, %zu devices).", name, vm->cid,
+                 vm->config.vcpus, vm->config.memory_bytes >> 20, format == KERNEL_BZIMAGE ? "bzImage" : "PVH ELF", vm->config.kernel,
                  vm->n_devices);
         *ret = vm;
         return 0;

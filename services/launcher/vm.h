@@ -34,6 +34,9 @@ struct launcher {
         sd_event *event;
         struct vm *vms;
         uint64_t host_memory_bytes;
+        uint64_t memlock_limit; /* RLIMIT_MEMLOCK soft limit after startup (Launcher1.MemlockLimit) */
+        bool early;             /* --early: org.polyvm.EarlyLauncher1, docs/early-vms.md */
+        const char *root;       /* --root: prefix of the allowlists, /run and callers' executables */
 };
 
 struct vm {
@@ -47,6 +50,7 @@ struct vm {
         char *stop_reason;
         unsigned starts;
         bool announced; /* linked in launcher->vms and on the bus */
+        uint32_t cid;   /* the guest's vsock CID, unique among this launcher's VMs */
 
         char *memory_object;
         int memfd;
@@ -77,7 +81,9 @@ const char *vm_state_to_string(enum vm_state s);
 struct vm *vm_find(struct launcher *l, const char *name);
 
 /* Each sets error (a named org.polyvm.Error) and returns < 0 on failure. */
-int vm_create(struct launcher *l, const char *name, const char *config_text, sd_bus_error *error, struct vm **ret);
+/* cid: the vsock CID the caller has decided (early VMs), or 0: config.cid, else the lowest free from CONFIG_MIN_CID. */
+int vm_create(struct launcher *l, const char *name, const char *config_text, uint32_t cid, sd_bus_error *error,
+              struct vm **ret);
 int vm_start(struct vm *vm, sd_bus_error *error);
 int vm_stop(struct vm *vm, sd_bus_error *error);
 int vm_kill(struct vm *vm, sd_bus_error *error);

@@ -9,14 +9,18 @@
 #include "manager.h"
 
 static void help(void) {
-        printf("Usage: polyvm-memmgr [--bus=system|user|ADDRESS]\n\n"
+        printf("Usage: polyvm-memmgr [--bus=system|user|ADDRESS] [--state-dir=DIR]\n\n"
                "Serves %s: guest memory as sealed memfds.\n"
-               "Without --bus: $POLYVM_BUS_ADDRESS, else the system bus.\n", MEMMGR_BUS_NAME);
+               "Without --bus: $POLYVM_BUS_ADDRESS, else the system bus.\n"
+               "Swap files go to --state-dir, else $STATE_DIRECTORY, else %s.\n", MEMMGR_BUS_NAME,
+               MEMMGR_STATE_DIR_DEFAULT);
 }
 
 int main(int argc, char **argv) {
         _cleanup_(manager_freep) struct manager *m = NULL;
         int r;
+
+        const char *state_dir = NULL;
 
         log_set_ident("polyvm-memmgr");
         for (int i = 1; i < argc; i++) {
@@ -24,13 +28,17 @@ int main(int argc, char **argv) {
                         help();
                         return EXIT_SUCCESS;
                 }
+                if (strncmp(argv[i], "--state-dir=", 12) == 0 && argv[i][12]) {
+                        state_dir = argv[i] + 12;
+                        continue;
+                }
                 if (strncmp(argv[i], "--bus=", 6) != 0) {
                         fprintf(stderr, "polyvm-memmgr: unknown argument '%s' (see --help)\n", argv[i]);
                         return 2;
                 }
         }
 
-        r = manager_new(&m);
+        r = manager_new(state_dir, &m);
         if (r < 0)
                 return EXIT_FAILURE;
         r = bus_service_main(bus_spec_from_args(argc, argv), MEMMGR_BUS_NAME, manager_setup_bus, m);

@@ -10,12 +10,22 @@
 #include "manager.h"
 #include "uffd.h"
 
-int manager_new(struct manager **ret) {
-        _cleanup_free_ struct manager *m = NULL;
+int manager_new(const char *state_dir, struct manager **ret) {
+        _cleanup_(manager_freep) struct manager *m = NULL;
+        const char *e = getenv("STATE_DIRECTORY");
         int r;
 
         m = calloc(1, sizeof(*m));
         if (!m)
+                return -ENOMEM;
+        /* systemd's StateDirectory= may list several, colon-separated: ours is the first. */
+        if (state_dir)
+                m->state_dir = strdup(state_dir);
+        else if (e && e[0])
+                m->state_dir = strndup(e, strcspn(e, ":"));
+        else
+                m->state_dir = strdup(MEMMGR_STATE_DIR_DEFAULT);
+        if (!m->state_dir)
                 return -ENOMEM;
         r = memory_host_total(&m->host_memory);
         if (r < 0)
@@ -30,6 +40,7 @@ struct manager *manager_free(struct manager *m) {
         for (size_t i = 0; i < m->n_vms; i++)
                 vm_memory_free(m->vms[i]);
         free(m->vms);
+        free(m->state_dir);
         free(m);
         return NULL;
 }
@@ -111,6 +122,10 @@ static int method_allocate_memory(sd_bus_message *msg, void *userdata, sd_bus_er
                 log_error_errno(r, "Failed to allocate memory for VM %s: %m", name);
                 return bus_error_from_errno(error, r, "Failed to allocate guest memory");
         }
+
+        r = swap_new(vm->vm, vm->path, m->bus, m->event, vm->memfd, vm->size, m->state_dir, &vm->swap);
+        if (r < 0)
+                return bus_error_from_errno(error, r, "Failed to set up swap");
 
         r = sd_bus_track_new(m->bus, &vm->track, on_track_empty, m);
         if (r < 0)
@@ -212,10 +227,11 @@ static int method_register_uffd(sd_bus_message *msg, void *userdata, sd_bus_erro
         struct manager *m = userdata;
         struct vm_memory *vm;
         const char *name;
+        uint64_t base;
         pid_t pid = 0;
         int fd, r;
 
-        r = sd_bus_message_read(msg, "sh", &name, &fd);
+        r = sd_bus_message_read(msg, "sht", &name, &fd, &base);
         if (r < 0)
                 return r;
         r = find_vm_or_error(m, name, error, &vm);
@@ -227,6 +243,10 @@ static int method_register_uffd(sd_bus_message *msg, void *userdata, sd_bus_erro
         if (vm->uffds)
                 return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE, "VM %s has its main uffd (index 0) already",
                                          name);
+        if (base == 0 || base % vm->swap->page_size != 0 || base + vm->size < base)
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS,
+                                         "base: 0x%" PRIx64 " is not the page-aligned address of a mapping of %" PRIu64
+                                         " bytes", base, vm->size);
         r = take_uffd(fd, error, &uffd);
         if (r < 0)
                 return r;
@@ -239,6 +259,7 @@ static int method_register_uffd(sd_bus_message *msg, void *userdata, sd_bus_erro
         if (r < 0)
                 return bus_error_from_errno(error, r, "Failed to watch the main uffd");
         TAKE_FD(uffd);
+        swap_attach(vm->swap, vm->uffds, base);
         (void) sd_bus_emit_properties_changed(m->bus, vm->path, MEMORY1_INTERFACE, "UffdCount", "Uffds", NULL);
         return reply_registered(msg, vm, 0, true);
 }
@@ -266,6 +287,10 @@ static int method_register_device_uffd(sd_bus_message *msg, void *userdata, sd_b
         if (!vm->uffds)
                 return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE,
                                          "VM %s has no main uffd yet: RegisterUffd comes first", name);
+        if (vm->swap->registered)
+                return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE,
+                                         "VM %s is swapped out (%s): register devices after SwapIn", name,
+                                         swap_state_to_string(vm->swap->state));
         /* The pid comes from the pidfd, which names the process for good:
          * no pid that could be reused between sending and receiving. */
         r = pidfd_get_pid(pfd, &pid);
@@ -375,6 +400,63 @@ static int property_get_faults_served(sd_bus *bus, const char *path, const char 
         return sd_bus_message_append(reply, "t", vm->uffds ? vm->uffds->faults_served : UINT64_C(0));
 }
 
+/* ---- swap (docs/memmgr.md, "Swap") ---- */
+
+static int swap_reply(sd_bus_message *msg, int r, const char *err, sd_bus_error *error) {
+        if (r == -EBUSY || r == -ENODEV || r == -EXDEV)
+                return sd_bus_error_set(error, POLYVM_ERROR_BAD_STATE, err);
+        if (r < 0)
+                return sd_bus_error_set(error, POLYVM_ERROR_FAILED, err);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_swap_out(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct vm_memory *vm = userdata;
+        char err[512] = "";
+
+        return swap_reply(msg, swap_out(vm->swap, err, sizeof(err)), err, error);
+}
+
+static int method_swap_in(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct vm_memory *vm = userdata;
+        char err[512] = "";
+
+        return swap_reply(msg, swap_in(vm->swap, err, sizeof(err)), err, error);
+}
+
+static int method_trim(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct vm_memory *vm = userdata;
+        char err[512] = "";
+        int r;
+
+        r = swap_trim(vm->swap, err, sizeof(err));
+        if (r > 0)
+                log_info("VM %s: trimmed %d pages from the swap file.", vm->vm, r);
+        return swap_reply(msg, MIN(r, 0), err, error);
+}
+
+static int property_get_swap(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct swap *s = ((struct vm_memory *) userdata)->swap;
+
+        if (strcmp(property, "SwapState") == 0)
+                return sd_bus_message_append(reply, "s", swap_state_to_string(s->state));
+        if (strcmp(property, "ResidentBytes") == 0)
+                return sd_bus_message_append(reply, "t", swap_resident_bytes(s));
+        if (strcmp(property, "SwappedBytes") == 0)
+                return sd_bus_message_append(reply, "t", s->n_file * s->page_size);
+        if (strcmp(property, "ZeroPagesSkipped") == 0)
+                return sd_bus_message_append(reply, "t", s->n_zero);
+        if (strcmp(property, "FaultLatencyUs") == 0)
+                return sd_bus_message_append(reply, "(tt)", swap_histogram_percentile(&s->latency, 0.5),
+                                             swap_histogram_percentile(&s->latency, 0.99));
+        if (strcmp(property, "Progress") == 0)
+                return sd_bus_message_append(reply, "d", s->progress);
+        if (strcmp(property, "LastError") == 0)
+                return sd_bus_message_append(reply, "s", s->last_error ?: "");
+        return -ENOENT;
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_NAMES("AllocateMemory", "st", SD_BUS_PARAM(vm) SD_BUS_PARAM(size),
@@ -382,7 +464,7 @@ static const sd_bus_vtable manager_vtable[] = {
                                  method_allocate_memory, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("FreeMemory", "s", SD_BUS_PARAM(vm), "", ,
                                  method_free_memory, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("RegisterUffd", "sh", SD_BUS_PARAM(vm) SD_BUS_PARAM(uffd),
+        SD_BUS_METHOD_WITH_NAMES("RegisterUffd", "sht", SD_BUS_PARAM(vm) SD_BUS_PARAM(uffd) SD_BUS_PARAM(base),
                                  "ub", SD_BUS_PARAM(index) SD_BUS_PARAM(is_static),
                                  method_register_uffd, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("RegisterDeviceUffd", "shh", SD_BUS_PARAM(vm) SD_BUS_PARAM(uffd) SD_BUS_PARAM(pidfd),
@@ -402,6 +484,17 @@ static const sd_bus_vtable memory_vtable[] = {
         /* Counters change with every fault: read them, no signal. */
         SD_BUS_PROPERTY("FaultsServed", "t", property_get_faults_served, 0, 0),
         SD_BUS_PROPERTY("UffdFaults", "at", property_get_uffd_faults, 0, 0),
+        SD_BUS_PROPERTY("SwapState", "s", property_get_swap, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Progress", "d", property_get_swap, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastError", "s", property_get_swap, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ResidentBytes", "t", property_get_swap, 0, 0),
+        SD_BUS_PROPERTY("SwappedBytes", "t", property_get_swap, 0, 0),
+        SD_BUS_PROPERTY("ZeroPagesSkipped", "t", property_get_swap, 0, 0),
+        SD_BUS_PROPERTY("FaultLatencyUs", "(tt)", property_get_swap, 0, 0),
+        /* Privileged (same uid or CAP_SYS_ADMIN): the launcher or an admin. */
+        SD_BUS_METHOD("SwapOut", "", "", method_swap_out, 0),
+        SD_BUS_METHOD("SwapIn", "", "", method_swap_in, 0),
+        SD_BUS_METHOD("Trim", "", "", method_trim, 0),
         SD_BUS_VTABLE_END,
 };
 

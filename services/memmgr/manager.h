@@ -18,11 +18,15 @@ struct manager {
         sd_bus *bus;
         sd_event *event;
         uint64_t host_memory; /* MemTotal in bytes: the size limit */
+        char *state_dir;      /* where swap files go */
         struct vm_memory **vms;
         size_t n_vms;
 };
 
-int manager_new(struct manager **ret);
+#define MEMMGR_STATE_DIR_DEFAULT "/var/lib/polyvm"
+
+/* state_dir: --state-dir, else $STATE_DIRECTORY (systemd), else the default. */
+int manager_new(const char *state_dir, struct manager **ret);
 struct manager *manager_free(struct manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct manager *, manager_free);
 

@@ -145,6 +145,7 @@ struct vm_memory *vm_memory_free(struct vm_memory *m) {
         sd_bus_track_unref(m->track);
         /* Closing the uffds releases them: faulting threads are woken and
          * the memory behaves as if never registered. */
+        swap_free(m->swap); /* removes the swap file */
         uffd_service_free(m->uffds);
         safe_close(m->memfd);
         free(m->path);

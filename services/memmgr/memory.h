@@ -12,6 +12,7 @@
 #include <systemd/sd-bus.h>
 
 #include "macro.h"
+#include "swap.h"
 #include "uffd-service.h"
 
 #define MEMORY_VM_NAME_MAX 64
@@ -25,6 +26,7 @@ struct vm_memory {
         int memfd;          /* sealed against grow/shrink; ours, callers get dups */
         sd_bus_track *track; /* the bus peers that own it; empty -> freed */
         struct uffd_service *uffds; /* NULL until the main uffd is registered */
+        struct swap *swap;  /* swap state; NULL only while being set up */
 };
 
 /* A VM name is 1..MEMORY_VM_NAME_MAX characters of [A-Za-z0-9_.-], not

@@ -41,7 +41,7 @@ static int on_uffd_events(sd_event_source *source, int fd, uint32_t revents, voi
                 if (!e)
                         continue;
                 before = e->faults;
-                r = uffd_serve(e->fd, &e->faults);
+                r = uffd_serve_with(e->fd, tokens[i], &e->faults, s->handler, s->handler_data);
                 s->faults_served += e->faults - before;
                 if (r == -ESRCH) {
                         e->dead = true;

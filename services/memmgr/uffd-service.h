@@ -12,6 +12,7 @@
 #include <systemd/sd-event.h>
 
 #include "uffd-list.h"
+#include "uffd.h"
 
 #define MEMORY1_INTERFACE "org.polyvm.Memory1"
 
@@ -23,6 +24,8 @@ struct uffd_service {
         sd_event_source *fault_source;
         sd_event_source *retry_source; /* re-collects while an exited process's mm lingers */
         uint64_t faults_served;      /* also through uffds collected since */
+        uffd_fault_handler_t handler; /* NULL: answer with zeros; swap sets it */
+        void *handler_data;
 };
 
 /* Starts serving with the main uffd fd of process pid. Owns fd on success. */

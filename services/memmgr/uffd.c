@@ -87,19 +87,23 @@ bool uffd_entry_is_dead(const struct uffd_entry *e, void *userdata) {
         return e->dead || uffd_probe_dead(e->fd) == 1;
 }
 
-static int uffd_zeropage(int fd, uint64_t start, uint64_t len) {
+int uffd_zeropage(int fd, uint64_t start, uint64_t len) {
         struct uffdio_zeropage z = { .range = { .start = start, .len = len } };
 
         return ioctl(fd, UFFDIO_ZEROPAGE, &z) < 0 ? -errno : 0;
 }
 
-static int uffd_wake(int fd, uint64_t start, uint64_t len) {
+int uffd_wake(int fd, uint64_t start, uint64_t len) {
         struct uffdio_range range = { .start = start, .len = len };
 
         return ioctl(fd, UFFDIO_WAKE, &range) < 0 ? -errno : 0;
 }
 
 int uffd_serve(int fd, uint64_t *served) {
+        return uffd_serve_with(fd, 0, served, NULL, NULL);
+}
+
+int uffd_serve_with(int fd, uint32_t index, uint64_t *served, uffd_fault_handler_t handler, void *userdata) {
         static unsigned failures = 0;
         uint64_t page = (uint64_t) sysconf(_SC_PAGESIZE);
         struct uffd_msg msgs[16];
@@ -128,6 +132,14 @@ int uffd_serve(int fd, uint64_t *served) {
                                 safe_close((int) msgs[i].arg.fork.ufd);
                         if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
                                 continue;
+                        if (handler) {
+                                r = handler(fd, index, &msgs[i], userdata);
+                                if (r == -ESRCH)
+                                        return r;
+                                if (r == 0)
+                                        (*served)++;
+                                continue;
+                        }
                         addr = msgs[i].arg.pagefault.address & ~(page - 1);
                         r = uffd_zeropage(fd, addr, page);
                         if (r == -ESRCH)

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <linux/userfaultfd.h>
 #include <sys/types.h>
 
 #include "uffd-list.h"
@@ -30,6 +31,18 @@ bool uffd_entry_is_dead(const struct uffd_entry *e, void *userdata);
  * *served. Returns -ESRCH when the uffd's process is gone, 0 otherwise
  * (other failures are logged and the faulting thread is woken to retry). */
 int uffd_serve(int fd, uint64_t *served);
+
+/* Answers one page-fault message of uffd index on fd; returns 0 when the
+ * fault was answered (or the thread woken), -ESRCH when the uffd's process
+ * is gone, other -errno after logging. Swap installs one (swap.h). */
+typedef int (*uffd_fault_handler_t)(int fd, uint32_t index, const struct uffd_msg *msg, void *userdata);
+
+/* uffd_serve() with handler answering the faults (NULL: zeros as above). */
+int uffd_serve_with(int fd, uint32_t index, uint64_t *served, uffd_fault_handler_t handler, void *userdata);
+
+/* The plain answers, for handlers. */
+int uffd_zeropage(int fd, uint64_t start, uint64_t len);
+int uffd_wake(int fd, uint64_t start, uint64_t len);
 
 /* The pid a pidfd refers to (from /proc/self/fdinfo). -EBADF if fd is not
  * a pidfd, -ESRCH if its process has been reaped. */

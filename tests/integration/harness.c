@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +21,12 @@ char *harness_build_path(const char *relative) {
         return g_build_filename(root, relative, NULL);
 }
 
+/* A test that fails aborts without harness_stop(): the daemon (and with it
+ * the services it activated) must not outlive it. */
+static void die_with_parent(gpointer userdata) {
+        (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
 void harness_start(struct harness *h) {
         g_autofree char *conf = harness_build_path("dbus/polyvm-bus.conf");
         g_autoptr(GError) error = NULL;
@@ -32,7 +39,7 @@ void harness_start(struct harness *h) {
         memset(h, 0, sizeof(*h));
         g_assert_true(g_file_test(conf, G_FILE_TEST_EXISTS));
         g_assert_true(g_spawn_async_with_pipes(NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD,
-                                               NULL, NULL, &h->daemon_pid, NULL, &out_fd, NULL, &error));
+                                               die_with_parent, NULL, &h->daemon_pid, NULL, &out_fd, NULL, &error));
         g_assert_no_error(error);
 
         /* The daemon prints its address once it listens. */

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -246,6 +247,62 @@ static void test_start_names_missing_kvm(void) {
         destroy_vm("gamma");
 }
 
+static int on_device_failed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        char **seen = userdata;
+        const char *object, *reason;
+
+        if (sd_bus_message_read(m, "os", &object, &reason) >= 0 && !*seen)
+                *seen = g_strdup_printf("%s|%s", object, reason);
+        return 0;
+}
+
+/* A device process that dies (here: SIGKILL from outside) fails its device:
+ * Vm1 says so with DeviceFailed naming it, the launcher goes on. */
+static void test_dead_device_is_reported(void) {
+        g_autofree char *config = config_for(NULL);
+        g_autofree char *path = vm_path("epsilon");
+        g_autofree char *err = NULL, *message = NULL, *seen = NULL, *serial = NULL;
+        sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_slot *slot = NULL;
+        const char *object, *kind, *vm;
+        uint32_t pid, serial_pid = 0;
+        gint64 deadline;
+        pid_t launcher;
+
+        err = create_vm("epsilon", config, &message);
+        g_assert_null(err);
+        launcher = harness_name_pid(&h, LAUNCHER);
+        g_assert_cmpint(sd_bus_match_signal(h.bus, &slot, LAUNCHER, path, "org.polyvm.Vm1", "DeviceFailed",
+                                            on_device_failed, &seen), >=, 0);
+
+        g_assert_cmpint(sd_bus_call_method(h.bus, "org.polyvm.DeviceManager1", "/org/polyvm/DeviceManager1",
+                                           "org.polyvm.DeviceManager1", "ListDevices", &error, &reply, ""), >=, 0);
+        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "(ossu)"), >=, 0);
+        while (sd_bus_message_read(reply, "(ossu)", &object, &kind, &vm, &pid) > 0)
+                if (strcmp(vm, "epsilon") == 0 && strcmp(kind, "serial") == 0) {
+                        serial = g_strdup(object);
+                        serial_pid = pid;
+                }
+        sd_bus_message_unref(reply);
+        g_assert_cmpuint(serial_pid, >, 0);
+        g_assert_cmpint(kill((pid_t) serial_pid, SIGKILL), ==, 0);
+
+        deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+        while (!seen && g_get_monotonic_time() < deadline)
+                if (sd_bus_process(h.bus, NULL) == 0)
+                        (void) sd_bus_wait(h.bus, 100 * 1000);
+        g_assert_nonnull(seen);
+        g_test_message("DeviceFailed: %s", seen);
+        g_assert_true(g_str_has_prefix(seen, serial));
+        g_assert_nonnull(strstr(seen, "hung up"));
+        g_assert_cmpint(harness_name_pid(&h, LAUNCHER), ==, launcher);
+
+        sd_bus_slot_unref(slot);
+        destroy_vm("epsilon");
+        sd_bus_error_free(&error);
+}
+
 /* What each running service introspects matches the XML in dbus/. */
 static void test_introspection_matches_dbus_xml(void) {
         g_autofree char *config = config_for(NULL);
@@ -296,6 +353,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/launcher/destroy-releases-devices-and-memory", test_destroy_releases_devices_and_memory);
         g_test_add_func("/launcher/start-names-missing-kvm", test_start_names_missing_kvm);
         g_test_add_func("/launcher/introspection-matches-dbus-xml", test_introspection_matches_dbus_xml);
+        g_test_add_func("/launcher/dead-device-is-reported", test_dead_device_is_reported);
 
         harness_start(&h);
         r = g_test_run();

@@ -27,6 +27,8 @@
 #define MEMORY1 "org.polyvm.Memory1"
 #define MIB (UINT64_C(1) << 20)
 #define VM_SIZE (8 * MIB)
+/* RegisterUffd's base: where we mapped offset 0. */
+#define BASE(p) ((uint64_t) (uintptr_t) (p))
 
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
@@ -400,7 +402,8 @@ static void test_dead_dynamic_uffds_are_collected_and_the_rest_still_served(void
         /* The main uffd: ours, as the launcher's. */
         uffd = guard((void *) mem, VM_SIZE);
         g_assert_cmpint(uffd, >=, 0);
-        err = call_register(h.bus, "RegisterUffd", "sh", &index, &is_static, "uffd-vm", uffd);
+        err = call_register(h.bus, "RegisterUffd", "sht", &index, &is_static, "uffd-vm", uffd,
+                            (uint64_t) (uintptr_t) mem);
         g_assert_null(err);
         g_assert_cmpuint(index, ==, 0);
         g_assert_true(is_static);
@@ -533,24 +536,31 @@ static void test_bad_registrations_get_named_errors(void) {
         expect_error(h.bus, "org.polyvm.Error.BadState", "no main uffd", "SetNumStaticDevices", "su", "uffd-bad", 1);
 
         /* Not a VM, not a uffd, a uffd without UFFDIO_API. */
-        expect_error(h.bus, "org.polyvm.Error.NoSuchVm", "nope", "RegisterUffd", "sh", "nope", uffd);
-        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "not a userfaultfd", "RegisterUffd", "sh", "uffd-bad",
-                     efd);
-        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "not a userfaultfd", "RegisterUffd", "sh", "uffd-bad",
-                     memfd);
+        expect_error(h.bus, "org.polyvm.Error.NoSuchVm", "nope", "RegisterUffd", "sht", "nope", uffd, BASE(mem));
+        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "not a userfaultfd", "RegisterUffd", "sht", "uffd-bad",
+                     efd, BASE(mem));
+        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "not a userfaultfd", "RegisterUffd", "sht", "uffd-bad",
+                     memfd, BASE(mem));
         raw = (int) syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
         g_assert_cmpint(raw, >=, 0);
-        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "UFFDIO_API", "RegisterUffd", "sh", "uffd-bad", raw);
+        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "UFFDIO_API", "RegisterUffd", "sht", "uffd-bad", raw,
+                     BASE(mem));
         close(raw);
 
         /* Only the memory's owner. */
         g_assert_cmpint(bus_open(h.address, &other), >=, 0);
-        expect_error(other, "org.polyvm.Error.NotPermitted", "owner", "RegisterUffd", "sh", "uffd-bad", uffd);
+        expect_error(other, "org.polyvm.Error.NotPermitted", "owner", "RegisterUffd", "sht", "uffd-bad", uffd, BASE(mem));
 
-        g_assert_null(call_register(h.bus, "RegisterUffd", "sh", &index, &is_static, "uffd-bad", uffd));
+        /* base: the owner's page-aligned address of offset 0. */
+        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "base: 0x0 ", "RegisterUffd", "sht", "uffd-bad", uffd,
+                     UINT64_C(0));
+        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "page-aligned", "RegisterUffd", "sht", "uffd-bad",
+                     uffd, BASE(mem) + 1);
+
+        g_assert_null(call_register(h.bus, "RegisterUffd", "sht", &index, &is_static, "uffd-bad", uffd, BASE(mem)));
         g_assert_cmpuint(index, ==, 0);
         g_assert_true(is_static);
-        expect_error(h.bus, "org.polyvm.Error.BadState", "already", "RegisterUffd", "sh", "uffd-bad", uffd);
+        expect_error(h.bus, "org.polyvm.Error.BadState", "already", "RegisterUffd", "sht", "uffd-bad", uffd, BASE(mem));
         close(uffd);
 
         expect_error(other, "org.polyvm.Error.NotPermitted", "owner", "RegisterDeviceUffd", "shh", "uffd-bad", a.uffd,

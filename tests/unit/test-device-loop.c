@@ -39,7 +39,7 @@ static void start(const char *kind_name, const char *config, struct running *r) 
         g_assert_cmpint(r->pid, >=, 0);
         if (r->pid == 0) {
                 close(sv[0]);
-                _exit(device_loop_run(sv[1], kind, dev) < 0 ? 1 : 0);
+                _exit(device_loop_run(sv[1], kind, dev, NULL, NULL) < 0 ? 1 : 0);
         }
         close(sv[1]);
         kind->destroy(dev);

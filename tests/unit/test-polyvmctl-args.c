@@ -193,6 +193,25 @@ static void test_double_dash_ends_options(void) {
         g_assert_cmpstr(a.args[0], ==, "-weird");
 }
 
+static void test_swap_takes_action_and_name(void) {
+        static const struct { const char *action; enum ctl_swap_action want; } v[] = {
+                { "out", CTL_SWAP_OUT }, { "in", CTL_SWAP_IN }, { "trim", CTL_SWAP_TRIM }, { "status", CTL_SWAP_STATUS },
+        };
+        for (size_t i = 0; i < G_N_ELEMENTS(v); i++) {
+                struct ctl_args a;
+                char err[512];
+                g_assert_cmpint(PARSE(&a, err, "swap", v[i].action, "demo"), ==, 0);
+                g_assert_cmpint(a.verb, ==, CTL_VERB_SWAP);
+                g_assert_cmpint(a.swap, ==, v[i].want);
+                g_assert_cmpstr(a.args[1], ==, "demo");
+        }
+        ASSERT_USAGE("swap: missing argument ACTION", "swap");
+        ASSERT_USAGE("swap: missing argument NAME", "swap", "out");
+        ASSERT_USAGE("swap: unknown action 'sideways' (out, in, trim or status)", "swap", "sideways", "demo");
+        ASSERT_USAGE("swap: unexpected argument 'x'", "swap", "in", "demo", "x");
+        ASSERT_USAGE("swap: option '--json' is only valid with status", "swap", "status", "demo", "--json");
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/polyvmctl/args/list-takes-no-arguments", test_list_takes_no_arguments);
@@ -210,5 +229,6 @@ int main(int argc, char **argv) {
         g_test_add_func("/polyvmctl/args/run-options-only-with-run", test_run_options_only_with_run);
         g_test_add_func("/polyvmctl/args/too-many-devices", test_too_many_devices);
         g_test_add_func("/polyvmctl/args/double-dash-ends-options", test_double_dash_ends_options);
+        g_test_add_func("/polyvmctl/args/swap-takes-action-and-name", test_swap_takes_action_and_name);
         return g_test_run();
 }

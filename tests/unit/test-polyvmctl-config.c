@@ -150,6 +150,26 @@ static void test_console_escape_is_ctrl_close_bracket(void) {
         g_assert_cmpint(console_find_escape("", 0), ==, -1);
 }
 
+static void test_format_progress(void) {
+        char buf[64];
+
+        ctl_format_progress(0, 10, buf, sizeof(buf));
+        g_assert_cmpstr(buf, ==, "[..........]   0%");
+        ctl_format_progress(0.35, 10, buf, sizeof(buf));
+        g_assert_cmpstr(buf, ==, "[###.......]  35%");
+        ctl_format_progress(1, 10, buf, sizeof(buf));
+        g_assert_cmpstr(buf, ==, "[##########] 100%");
+        /* Out of range and NaN are clamped, a short buffer is cut, not overrun. */
+        ctl_format_progress(7, 4, buf, sizeof(buf));
+        g_assert_cmpstr(buf, ==, "[####] 100%");
+        ctl_format_progress(-1, 4, buf, sizeof(buf));
+        g_assert_cmpstr(buf, ==, "[....]   0%");
+        ctl_format_progress(0.0 / 0.0, 4, buf, sizeof(buf));
+        g_assert_cmpstr(buf, ==, "[....]   0%");
+        ctl_format_progress(0.5, 10, buf, 6);
+        g_assert_cmpstr(buf, ==, "[####");
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/polyvmctl/config/minimal-config-has-only-kernel", test_minimal_config_has_only_kernel);
@@ -160,6 +180,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/polyvmctl/config/missing-kernel-is-an-error", test_missing_kernel_is_an_error);
         g_test_add_func("/polyvmctl/config/default-name-is-valid-vm-name", test_default_name_is_valid_vm_name);
         g_test_add_func("/polyvmctl/format/bytes", test_format_bytes);
+        g_test_add_func("/polyvmctl/format/progress-bar", test_format_progress);
         g_test_add_func("/polyvmctl/console/escape-is-ctrl-close-bracket", test_console_escape_is_ctrl_close_bracket);
         return g_test_run();
 }

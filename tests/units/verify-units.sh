@@ -9,13 +9,17 @@ trap 'rm -rf "$dir"' EXIT
 
 echo "TAP version 13"
 n=0 failed=0
+mkdir -p "$dir/libexec"
+for exe in "$build"/services/*/polyvm-*; do
+        [ -x "$exe" ] && [ -f "$exe" ] && ln -sf "$exe" "$dir/libexec/"
+done
+# All units first: one may Require= another (the early launcher needs devmgr
+# and memmgr), and verify loads what it requires.
+for in in "$src"/systemd/*.service.in; do
+        sed -e "s#@LIBEXECDIR@#$dir/libexec#g" -e "s#@DOCDIR@#/usr/share/doc/polyvm#g" "$in" > "$dir/$(basename "$in" .in)"
+done
 for in in "$src"/systemd/*.service.in; do
         unit=$(basename "$in" .in)
-        mkdir -p "$dir/libexec"
-        for exe in "$build"/services/*/polyvm-*; do
-                [ -x "$exe" ] && [ -f "$exe" ] && ln -sf "$exe" "$dir/libexec/"
-        done
-        sed -e "s#@LIBEXECDIR@#$dir/libexec#g" -e "s#@DOCDIR@#/usr/share/doc/polyvm#g" "$in" > "$dir/$unit"
         n=$((n + 1))
         if out=$(cd "$dir" && systemd-analyze verify "./$unit" 2>&1) && [ -z "$out" ]; then
                 echo "ok $n - systemd-analyze verify $unit"

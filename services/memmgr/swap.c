@@ -1,0 +1,656 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <linux/userfaultfd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "swap.h"
+#include "uffd.h"
+
+/* Pages per step of SwapOut/SwapIn: a fault waits at most one step. */
+#define SWAP_CHUNK_PAGES 256
+/* PropertiesChanged for Progress at most this often (10/s). */
+#define SWAP_EMIT_USEC (100 * 1000)
+
+void swap_histogram_add(struct swap_histogram *h, uint64_t usec) {
+        unsigned i = 0;
+
+        while (i < SWAP_HIST_BUCKETS - 1 && usec >= (UINT64_C(1) << i))
+                i++;
+        h->buckets[i]++;
+        h->count++;
+}
+
+uint64_t swap_histogram_percentile(const struct swap_histogram *h, double p) {
+        uint64_t need, seen = 0;
+
+        if (h->count == 0)
+                return 0;
+        /* The rank of the p-quantile, at least 1. */
+        need = (uint64_t) (p * (double) h->count + 0.999999);
+        if (need == 0)
+                need = 1;
+        for (unsigned i = 0; i < SWAP_HIST_BUCKETS; i++) {
+                seen += h->buckets[i];
+                if (seen >= need)
+                        return UINT64_C(1) << i;
+        }
+        return UINT64_C(1) << (SWAP_HIST_BUCKETS - 1);
+}
+
+bool swap_page_is_zero(const void *p, size_t len) {
+        const uint64_t *w = p;
+
+        for (size_t i = 0; i < len / sizeof(uint64_t); i++)
+                if (w[i] != 0)
+                        return false;
+        return true;
+}
+
+int swap_offset(uint64_t base, uint64_t size, uint64_t page, uint64_t addr, uint64_t *ret) {
+        if (addr < base || addr - base >= size)
+                return -ERANGE;
+        *ret = (addr - base) & ~(page - 1);
+        return 0;
+}
+
+int swap_file_path(const char *dir, const char *vm, char **ret) {
+        return asprintf(ret, "%s/%s.swap", dir, vm) < 0 ? -ENOMEM : 0;
+}
+
+const char *swap_state_to_string(enum swap_state st) {
+        static const char *const names[] = {
+                [SWAP_READY] = "ready",
+                [SWAP_SWAPPING_OUT] = "swapping-out",
+                [SWAP_ACTIVE] = "active",
+                [SWAP_SWAPPING_IN] = "swapping-in",
+                [SWAP_FAILED] = "failed",
+        };
+        return (unsigned) st < ELEMENTSOF(names) ? names[st] : "unknown";
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void swap_emit(struct swap *s, bool force) {
+        uint64_t now = now_usec();
+        int r;
+
+        if (!s->bus || (!force && now - s->last_emit_usec < SWAP_EMIT_USEC))
+                return;
+        s->last_emit_usec = now;
+        r = sd_bus_emit_properties_changed(s->bus, s->object_path, MEMORY1_INTERFACE, "SwapState", "Progress",
+                                           "LastError", NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit PropertiesChanged for %s: %m", s->object_path);
+}
+
+static void swap_set_state(struct swap *s, enum swap_state st) {
+        s->state = st;
+        swap_emit(s, true);
+}
+
+static void swap_set_page(struct swap *s, uint64_t i, enum swap_page p) {
+        if (s->pages[i] == SWAP_PAGE_FILE)
+                s->n_file--;
+        else if (s->pages[i] == SWAP_PAGE_ZERO)
+                s->n_zero--;
+        s->pages[i] = (uint8_t) p;
+        if (p == SWAP_PAGE_FILE)
+                s->n_file++;
+        else if (p == SWAP_PAGE_ZERO)
+                s->n_zero++;
+}
+
+/* Stops the running operation: state failed, LastError says why. */
+_printf_(2, 3) static void swap_fail(struct swap *s, const char *fmt, ...) {
+        va_list ap;
+
+        free(s->last_error);
+        s->last_error = NULL;
+        va_start(ap, fmt);
+        if (vasprintf(&s->last_error, fmt, ap) < 0)
+                s->last_error = NULL;
+        va_end(ap);
+        log_error("VM %s: swap failed: %s", s->vm, s->last_error ?: "(out of memory)");
+        (void) sd_event_source_set_enabled(s->work, SD_EVENT_OFF);
+        swap_set_state(s, SWAP_FAILED);
+}
+
+static int main_uffd(struct swap *s) {
+        struct uffd_entry *e = s->uffds ? uffd_list_get(s->uffds->list, 0) : NULL;
+        return e ? e->fd : -1;
+}
+
+static int swap_wp(struct swap *s, uint64_t off, uint64_t len, bool on) {
+        struct uffdio_writeprotect wp = {
+                .range = { .start = s->base + off, .len = len },
+                .mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+        };
+
+        /* Lifting it wakes the threads that wrote meanwhile. */
+        return ioctl(main_uffd(s), UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
+}
+
+/* The faulting process must not get a wrong page and must not hang: it
+ * gets SIGBUS, as for an I/O error on a file mapping. */
+static void swap_kill_owner(struct swap *s, uint32_t index) {
+        struct uffd_entry *e = uffd_list_get(s->uffds->list, index);
+
+        if (!e)
+                return;
+        log_error("VM %s: sending SIGBUS to pid %d (uffd %" PRIu32 "): its page cannot be read back.", s->vm,
+                  (int) e->pid, index);
+        if (e->pidfd >= 0)
+                (void) syscall(SYS_pidfd_send_signal, e->pidfd, SIGBUS, NULL, 0);
+        else if (e->pid > 0)
+                (void) kill(e->pid, SIGBUS);
+}
+
+/* Reads guest page at off from the swap file into buf; fails the swap
+ * with a clear error on a short read or an I/O error. */
+static int swap_read_page(struct swap *s, uint64_t off, void *buf) {
+        ssize_t n = pread(s->fd, buf, s->page_size, (off_t) off);
+
+        if (n == (ssize_t) s->page_size)
+                return 0;
+        if (n < 0) {
+                int r = -errno;
+                swap_fail(s, "swap file %s: cannot read guest page at offset 0x%" PRIx64 ": %s", s->file_path, off,
+                          strerror(-r));
+                return r;
+        }
+        swap_fail(s, "swap file %s: short read of guest page at offset 0x%" PRIx64 " (%zd of %" PRIu64
+                  " bytes): the file was truncated or corrupted", s->file_path, off, n, s->page_size);
+        return -EIO;
+}
+
+static int swap_copy_in(int fd, uint64_t dst, const void *src, uint64_t len) {
+        struct uffdio_copy c = { .dst = dst, .src = (uint64_t) (uintptr_t) src, .len = len };
+
+        return ioctl(fd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
+}
+
+static int swap_fault(int fd, uint32_t index, const struct uffd_msg *msg, void *userdata) {
+        struct swap *s = userdata;
+        uint64_t start = now_usec(), addr = msg->arg.pagefault.address, off;
+        int r;
+
+        if (!s->registered) /* Not swapped: a device touching a hole. */
+                goto zero;
+        if (index != 0) {
+                /* We cannot tell which guest page a device mapping faulted
+                 * on (SwapOut refuses while devices are registered). */
+                swap_kill_owner(s, index);
+                return 0;
+        }
+        r = swap_offset(s->base, s->size, s->page_size, addr, &off);
+        if (r < 0)
+                goto zero;
+        addr = s->base + off;
+        if (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
+                /* A write to a page of a finished chunk: lifting the
+                 * protection lets it through (the page was punched or is
+                 * in memory; either way nothing is lost). */
+                return swap_wp(s, off, s->page_size, false);
+
+        if (s->pages[off / s->page_size] == SWAP_PAGE_FILE) {
+                r = swap_read_page(s, off, s->buf);
+                if (r < 0) {
+                        swap_kill_owner(s, index);
+                        return 0;
+                }
+                r = swap_copy_in(fd, addr, s->buf, s->page_size);
+                if (r == -EEXIST)
+                        r = uffd_wake(fd, addr, s->page_size);
+                if (r == 0)
+                        swap_histogram_add(&s->latency, now_usec() - start);
+                return r;
+        }
+zero:
+        addr &= ~(s->page_size - 1);
+        r = uffd_zeropage(fd, addr, s->page_size);
+        if (r == -EEXIST)
+                r = uffd_wake(fd, addr, s->page_size);
+        if (r == 0 && s->registered)
+                swap_histogram_add(&s->latency, now_usec() - start);
+        return r;
+}
+
+/* Which pages of [first, first + n) hold data in the memfd (not holes). */
+static int swap_resident_mask(struct swap *s, uint64_t first, uint64_t n, bool *mask) {
+        uint64_t end = (first + n) * s->page_size, pos = first * s->page_size;
+
+        memset(mask, 0, n * sizeof(bool));
+        while (pos < end) {
+                off_t data = lseek(s->memfd, (off_t) pos, SEEK_DATA), hole;
+
+                if (data < 0)
+                        return errno == ENXIO ? 0 : -errno;
+                if ((uint64_t) data >= end)
+                        return 0;
+                hole = lseek(s->memfd, data, SEEK_HOLE);
+                if (hole < 0)
+                        return -errno;
+                for (uint64_t o = (uint64_t) data & ~(s->page_size - 1); o < (uint64_t) hole && o < end; o += s->page_size)
+                        mask[o / s->page_size - first] = true;
+                pos = (uint64_t) hole;
+        }
+        return 0;
+}
+
+/* One chunk of SwapOut. The chunk is write-protected in the owner's
+ * mapping while we copy it and punch it out, so a write either happened
+ * before (and is in our copy) or waits until the page is gone (and then
+ * faults it back from the file): none is lost. */
+static int swap_out_step(struct swap *s) {
+        uint64_t first = s->cursor, n = MIN((uint64_t) SWAP_CHUNK_PAGES, s->n_pages - first);
+        uint64_t off = first * s->page_size, len = n * s->page_size;
+        bool resident[SWAP_CHUNK_PAGES];
+        uint8_t next[SWAP_CHUNK_PAGES];
+        bool any = false;
+        ssize_t got;
+        int r;
+
+        r = swap_resident_mask(s, first, n, resident);
+        if (r < 0) {
+                swap_fail(s, "cannot find the resident pages of guest memory: %s", strerror(-r));
+                return r;
+        }
+        for (uint64_t i = 0; i < n; i++)
+                any = any || resident[i];
+        if (any) {
+                r = swap_wp(s, off, len, true);
+                if (r < 0) {
+                        swap_fail(s, "cannot write-protect guest memory at 0x%" PRIx64 ": %s", off, strerror(-r));
+                        return r;
+                }
+                /* pread of holes gives zeros without allocating pages. */
+                got = pread(s->memfd, s->buf, len, (off_t) off);
+                if (got != (ssize_t) len) {
+                        r = got < 0 ? -errno : -EIO;
+                        (void) swap_wp(s, off, len, false);
+                        swap_fail(s, "cannot read guest memory at 0x%" PRIx64 ": %s", off, strerror(-r));
+                        return r;
+                }
+                for (uint64_t i = 0; i < n; i++) {
+                        const uint8_t *p = (const uint8_t *) s->buf + i * s->page_size;
+                        ssize_t w;
+
+                        next[i] = s->pages[first + i];
+                        if (!resident[i]) {
+                                if (next[i] == SWAP_PAGE_MEMORY)
+                                        next[i] = SWAP_PAGE_ZERO; /* a hole: zeros */
+                                continue;
+                        }
+                        if (swap_page_is_zero(p, s->page_size)) {
+                                next[i] = SWAP_PAGE_ZERO;
+                                continue;
+                        }
+                        w = pwrite(s->fd, p, s->page_size, (off_t) (off + i * s->page_size));
+                        if (w != (ssize_t) s->page_size) {
+                                /* Nothing of this chunk is punched: it stays in memory. */
+                                r = w < 0 ? -errno : -ENOSPC;
+                                (void) swap_wp(s, off, len, false);
+                                swap_fail(s, "swap file %s: cannot write guest page at offset 0x%" PRIx64 ": %s",
+                                          s->file_path, off + i * s->page_size, strerror(-r));
+                                return r;
+                        }
+                        next[i] = SWAP_PAGE_FILE;
+                }
+                if (fallocate(s->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) off, (off_t) len) < 0) {
+                        r = -errno;
+                        (void) swap_wp(s, off, len, false);
+                        swap_fail(s, "cannot drop guest memory at 0x%" PRIx64 ": %s", off, strerror(-r));
+                        return r;
+                }
+                for (uint64_t i = 0; i < n; i++)
+                        swap_set_page(s, first + i, next[i]);
+                r = swap_wp(s, off, len, false);
+                if (r < 0) {
+                        swap_fail(s, "cannot lift the write protection of guest memory at 0x%" PRIx64 ": %s", off,
+                                  strerror(-r));
+                        return r;
+                }
+        } else
+                /* Holes: never written, or swapped already and not back. */
+                for (uint64_t i = 0; i < n; i++)
+                        if (s->pages[first + i] == SWAP_PAGE_MEMORY)
+                                swap_set_page(s, first + i, SWAP_PAGE_ZERO);
+        s->cursor += n;
+        return 0;
+}
+
+static int swap_unregister(struct swap *s) {
+        struct uffdio_range range = { .start = s->base, .len = s->size };
+
+        if (!s->registered)
+                return 0;
+        if (ioctl(main_uffd(s), UFFDIO_UNREGISTER, &range) < 0)
+                return -errno;
+        s->registered = false;
+        return 0;
+}
+
+/* One chunk of SwapIn: copies the chunk's pages from the file; a page
+ * already back in memory (EEXIST) is newer than the file and stays. */
+static int swap_in_step(struct swap *s) {
+        uint64_t first = s->cursor, n = MIN((uint64_t) SWAP_CHUNK_PAGES, s->n_pages - first);
+        int r;
+
+        for (uint64_t i = first; i < first + n; i++) {
+                uint64_t off = i * s->page_size;
+
+                if (s->pages[i] == SWAP_PAGE_FILE) {
+                        r = swap_read_page(s, off, s->buf);
+                        if (r < 0)
+                                return r;
+                        r = swap_copy_in(main_uffd(s), s->base + off, s->buf, s->page_size);
+                        if (r == -EAGAIN)
+                                return 0; /* the owner's mappings are changing: later */
+                        if (r < 0 && r != -EEXIST) {
+                                swap_fail(s, "cannot bring guest page at offset 0x%" PRIx64 " back: %s", off,
+                                          strerror(-r));
+                                return r;
+                        }
+                }
+                /* Zero pages come back as zeros on their first touch. */
+                swap_set_page(s, i, SWAP_PAGE_MEMORY);
+                s->cursor = i + 1;
+        }
+        return 0;
+}
+
+/* Runs on_work once more, after the loop has polled for faults and bus
+ * messages: a timer due now, not a defer source, which would be dispatched
+ * again and again without the loop ever looking at its fds. */
+static int swap_schedule(struct swap *s) {
+        int r;
+
+        r = sd_event_source_set_time_relative(s->work, 0);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(s->work, SD_EVENT_ONESHOT);
+}
+
+static int on_work(sd_event_source *source, uint64_t usec, void *userdata) {
+        struct swap *s = userdata;
+        int r;
+
+        if (s->state == SWAP_SWAPPING_OUT)
+                r = swap_out_step(s);
+        else if (s->state == SWAP_SWAPPING_IN)
+                r = swap_in_step(s);
+        else {
+                (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
+                return 0;
+        }
+        if (r < 0)
+                return 0; /* failed and stopped */
+
+        s->progress = s->n_pages ? (double) s->cursor / (double) s->n_pages : 1.0;
+        if (s->cursor < s->n_pages) {
+                swap_emit(s, false);
+                r = swap_schedule(s);
+                if (r < 0)
+                        swap_fail(s, "cannot schedule the next step: %s", strerror(-r));
+                return 0;
+        }
+        (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
+        s->progress = 1.0;
+        if (s->state == SWAP_SWAPPING_OUT) {
+                log_info("VM %s swapped out: %" PRIu64 " pages in %s, %" PRIu64 " zero pages skipped.", s->vm,
+                         s->n_file, s->file_path, s->n_zero);
+                swap_set_state(s, SWAP_ACTIVE);
+                return 0;
+        }
+        /* Every page is in memory: no fault can come any more. */
+        r = swap_unregister(s);
+        if (r < 0) {
+                swap_fail(s, "cannot unregister guest memory from the main uffd: %s", strerror(-r));
+                return 0;
+        }
+        if (ftruncate(s->fd, 0) < 0 || ftruncate(s->fd, (off_t) s->size) < 0)
+                log_warning_errno(-errno, "Failed to empty swap file %s: %m", s->file_path);
+        log_info("VM %s swapped in.", s->vm);
+        swap_set_state(s, SWAP_READY);
+        return 0;
+}
+
+int swap_new(const char *vm, const char *object_path, sd_bus *bus, sd_event *event, int memfd, uint64_t size,
+             const char *dir, struct swap **ret) {
+        _cleanup_(swap_freep) struct swap *s = NULL;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->fd = -1;
+        s->memfd = memfd;
+        s->size = size;
+        s->page_size = (uint64_t) sysconf(_SC_PAGESIZE);
+        s->n_pages = size / s->page_size;
+        s->bus = bus ? sd_bus_ref(bus) : NULL;
+        s->event = sd_event_ref(event);
+        s->vm = strdup(vm);
+        s->object_path = strdup(object_path);
+        s->dir = strdup(dir);
+        s->pages = calloc(s->n_pages ?: 1, 1);
+        if (!s->vm || !s->object_path || !s->dir || !s->pages)
+                return -ENOMEM;
+        r = swap_file_path(dir, vm, &s->file_path);
+        if (r < 0)
+                return r;
+        r = posix_memalign(&s->buf, (size_t) s->page_size, SWAP_CHUNK_PAGES * s->page_size);
+        if (r != 0) {
+                s->buf = NULL;
+                return -r;
+        }
+        /* Accuracy 1 µs: the default (250 ms) would let each step wait. */
+        r = sd_event_add_time_relative(event, &s->work, CLOCK_MONOTONIC, 0, 1, on_work, s);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(s->work, SD_EVENT_OFF);
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+struct swap *swap_free(struct swap *s) {
+        if (!s)
+                return NULL;
+        sd_event_source_disable_unref(s->work);
+        if (s->fd >= 0) {
+                /* The VM's memory is going away: so does its swap file. */
+                if (unlink(s->file_path) < 0 && errno != ENOENT)
+                        log_warning_errno(-errno, "Failed to remove swap file %s: %m", s->file_path);
+                safe_close(s->fd);
+        }
+        if (s->uffds && s->uffds->handler_data == s) {
+                s->uffds->handler = NULL;
+                s->uffds->handler_data = NULL;
+        }
+        sd_bus_unref(s->bus);
+        sd_event_unref(s->event);
+        free(s->buf);
+        free(s->pages);
+        free(s->last_error);
+        free(s->file_path);
+        free(s->dir);
+        free(s->object_path);
+        free(s->vm);
+        free(s);
+        return NULL;
+}
+
+void swap_attach(struct swap *s, struct uffd_service *uffds, uint64_t base) {
+        s->uffds = uffds;
+        s->base = base;
+        uffds->handler = swap_fault;
+        uffds->handler_data = s;
+}
+
+static int swap_open_file(struct swap *s, char *err, size_t errlen) {
+        if (s->fd >= 0)
+                return 0;
+        if (mkdir(s->dir, 0700) < 0 && errno != EEXIST) {
+                snprintf(err, errlen, "state directory %s: %s", s->dir, strerror(errno));
+                return -errno;
+        }
+        /* A leftover from a crashed memmgr is stale: start afresh. */
+        s->fd = open(s->file_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (s->fd < 0 || fchmod(s->fd, 0600) < 0 || ftruncate(s->fd, (off_t) s->size) < 0) {
+                int r = -errno;
+                snprintf(err, errlen, "swap file %s: %s", s->file_path, strerror(-r));
+                if (s->fd >= 0) {
+                        (void) unlink(s->file_path);
+                        s->fd = safe_close(s->fd);
+                }
+                return r;
+        }
+        return 0;
+}
+
+static int swap_register(struct swap *s, char *err, size_t errlen) {
+        struct uffdio_register reg = {
+                .range = { .start = s->base, .len = s->size },
+                .mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+        };
+        uint64_t need = (UINT64_C(1) << _UFFDIO_COPY) | (UINT64_C(1) << _UFFDIO_WRITEPROTECT);
+
+        if (s->registered)
+                return 0;
+        if (ioctl(main_uffd(s), UFFDIO_REGISTER, &reg) < 0) {
+                int r = -errno;
+                snprintf(err, errlen, "cannot register guest memory at 0x%" PRIx64 " (%" PRIu64
+                         " bytes) on the main uffd for missing pages and write protection: %s",
+                         s->base, s->size, strerror(-r));
+                return r;
+        }
+        s->registered = true;
+        if ((reg.ioctls & need) != need) {
+                (void) swap_unregister(s);
+                snprintf(err, errlen, "the kernel offers no UFFDIO_COPY/UFFDIO_WRITEPROTECT on guest memory");
+                return -EOPNOTSUPP;
+        }
+        return 0;
+}
+
+static int swap_start(struct swap *s, enum swap_state st) {
+        int r;
+
+        s->cursor = 0;
+        s->progress = 0;
+        free(s->last_error);
+        s->last_error = NULL;
+        r = swap_schedule(s);
+        if (r < 0)
+                return r;
+        swap_set_state(s, st);
+        return 0;
+}
+
+static int swap_check_uffds(struct swap *s, char *err, size_t errlen) {
+        if (!s->uffds) {
+                snprintf(err, errlen, "VM %s has no main uffd: swap needs RegisterUffd", s->vm);
+                return -ENODEV;
+        }
+        if (uffd_list_size(s->uffds->list) > 1) {
+                snprintf(err, errlen, "VM %s has %zu device uffds; swapping with device mappings is not supported yet",
+                         s->vm, uffd_list_size(s->uffds->list) - 1);
+                return -EXDEV;
+        }
+        return 0;
+}
+
+int swap_out(struct swap *s, char *err, size_t errlen) {
+        int r;
+
+        if (s->state != SWAP_READY && s->state != SWAP_ACTIVE && s->state != SWAP_FAILED) {
+                snprintf(err, errlen, "VM %s is %s", s->vm, swap_state_to_string(s->state));
+                return -EBUSY;
+        }
+        r = swap_check_uffds(s, err, errlen);
+        if (r < 0)
+                return r;
+        r = swap_open_file(s, err, errlen);
+        if (r < 0)
+                return r;
+        r = swap_register(s, err, errlen);
+        if (r < 0)
+                return r;
+        return swap_start(s, SWAP_SWAPPING_OUT);
+}
+
+int swap_in(struct swap *s, char *err, size_t errlen) {
+        int r;
+
+        if (s->state == SWAP_READY || s->state == SWAP_SWAPPING_IN) {
+                snprintf(err, errlen, "VM %s is %s", s->vm, swap_state_to_string(s->state));
+                return -EBUSY;
+        }
+        r = swap_check_uffds(s, err, errlen);
+        if (r < 0)
+                return r;
+        return swap_start(s, SWAP_SWAPPING_IN);
+}
+
+int swap_trim(struct swap *s, char *err, size_t errlen) {
+        bool resident[SWAP_CHUNK_PAGES];
+        int n = 0, r;
+
+        if (s->state == SWAP_READY)
+                return 0;
+        if (s->state != SWAP_ACTIVE && s->state != SWAP_FAILED) {
+                snprintf(err, errlen, "VM %s is %s", s->vm, swap_state_to_string(s->state));
+                return -EBUSY;
+        }
+        for (uint64_t first = 0; first < s->n_pages; first += SWAP_CHUNK_PAGES) {
+                uint64_t cnt = MIN((uint64_t) SWAP_CHUNK_PAGES, s->n_pages - first);
+
+                r = swap_resident_mask(s, first, cnt, resident);
+                if (r < 0) {
+                        snprintf(err, errlen, "cannot find the resident pages of guest memory: %s", strerror(-r));
+                        return r;
+                }
+                for (uint64_t i = 0; i < cnt; i++) {
+                        uint64_t off = (first + i) * s->page_size;
+
+                        if (!resident[i] || s->pages[first + i] == SWAP_PAGE_MEMORY)
+                                continue;
+                        /* In memory again: the file's copy is stale or useless. */
+                        if (s->pages[first + i] == SWAP_PAGE_FILE &&
+                            fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) off,
+                                      (off_t) s->page_size) < 0) {
+                                snprintf(err, errlen, "swap file %s: %s", s->file_path, strerror(errno));
+                                return -errno;
+                        }
+                        swap_set_page(s, first + i, SWAP_PAGE_MEMORY);
+                        n++;
+                }
+        }
+        return n;
+}
+
+uint64_t swap_resident_bytes(const struct swap *s) {
+        struct stat st;
+
+        if (fstat(s->memfd, &st) < 0)
+                return 0;
+        return (uint64_t) st.st_blocks * 512;
+}

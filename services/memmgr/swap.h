@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Swap of one VM's guest RAM to a file (docs/memmgr.md, "Swap"). SwapOut
+ * registers the main uffd's mapping (MISSING + WP), then page by page in
+ * chunks: write-protect the chunk, copy its non-zero pages to the file,
+ * punch them out of the memfd, lift the write protection. Faults are then
+ * served from the file. SwapIn copies every page back and unregisters.
+ * The work runs in memmgr's event loop between fault batches. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+#include "uffd-service.h"
+
+enum swap_state {
+        SWAP_READY,
+        SWAP_SWAPPING_OUT,
+        SWAP_ACTIVE,
+        SWAP_SWAPPING_IN,
+        SWAP_FAILED,
+};
+
+/* Where each guest page is while swap is on. */
+enum swap_page {
+        SWAP_PAGE_MEMORY = 0, /* in the memfd, or a hole never written */
+        SWAP_PAGE_FILE,       /* punched out; its data is in the swap file */
+        SWAP_PAGE_ZERO,       /* punched out (or a hole); it was all zeros */
+};
+
+/* Fault latency in µs: bucket i counts latencies below 2^i µs (the last
+ * one everything above). Percentiles report the bucket's upper bound. */
+#define SWAP_HIST_BUCKETS 24
+struct swap_histogram {
+        uint64_t buckets[SWAP_HIST_BUCKETS];
+        uint64_t count;
+};
+
+void swap_histogram_add(struct swap_histogram *h, uint64_t usec);
+/* The smallest bound below which at least p (0 < p <= 1) of the samples
+ * lie; 0 without samples. */
+uint64_t swap_histogram_percentile(const struct swap_histogram *h, double p);
+
+/* Whether len bytes at p are all zero (len a multiple of 8). */
+bool swap_page_is_zero(const void *p, size_t len);
+
+/* The guest offset of faulting address addr in a mapping of size bytes at
+ * base, rounded down to page (a power of two). -ERANGE outside. */
+int swap_offset(uint64_t base, uint64_t size, uint64_t page, uint64_t addr, uint64_t *ret);
+
+/* "<dir>/<vm>.swap". */
+int swap_file_path(const char *dir, const char *vm, char **ret);
+
+const char *swap_state_to_string(enum swap_state s);
+
+struct swap {
+        char *vm;
+        char *object_path;
+        sd_bus *bus;              /* may be NULL */
+        sd_event *event;
+        int memfd;                /* not ours */
+        uint64_t size, page_size, n_pages;
+        struct uffd_service *uffds; /* not ours; index 0 is the main uffd */
+        uint64_t base;            /* the main uffd's mapping of offset 0 */
+        bool registered;          /* MISSING|WP registered on the main uffd */
+
+        enum swap_state state;
+        char *dir, *file_path;
+        int fd;                   /* the swap file, -1 until the first SwapOut */
+        uint8_t *pages;           /* enum swap_page per guest page */
+        uint64_t n_file, n_zero;  /* pages in each state */
+        uint64_t cursor;          /* next page of the running operation */
+        double progress;
+        uint64_t last_emit_usec;
+        char *last_error;
+        struct swap_histogram latency;
+        void *buf;                /* one chunk, page-aligned */
+        sd_event_source *work;
+};
+
+int swap_new(const char *vm, const char *object_path, sd_bus *bus, sd_event *event, int memfd, uint64_t size,
+             const char *dir, struct swap **ret);
+struct swap *swap_free(struct swap *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct swap *, swap_free);
+
+/* Attaches the main uffd (whose creator mapped offset 0 at base) and
+ * installs the fault handler. */
+void swap_attach(struct swap *s, struct uffd_service *uffds, uint64_t base);
+
+/* Start the operations; errors say why in err (-EBUSY: wrong state,
+ * -ENODEV: no main uffd, -EXDEV: device uffds, whose mappings we cannot
+ * address; others: the file or the registration). */
+int swap_out(struct swap *s, char *err, size_t errlen);
+int swap_in(struct swap *s, char *err, size_t errlen);
+/* Drops from the file the pages that are back in memory; returns how many. */
+int swap_trim(struct swap *s, char *err, size_t errlen);
+
+/* Bytes the memfd holds in memory now. */
+uint64_t swap_resident_bytes(const struct swap *s);
