@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ACPI tables for a PC-like guest without firmware: what Linux needs to
  * find the CPUs and IOAPIC (MADT; Debian's kernel has no MP-table parser),
- * power off (FADT PM1a + DSDT \_S5), reset (FADT RESET_REG) and the COM1
- * port (DSDT). Layout inside LAYOUT_ACPI_START..END, each table 64-byte
+ * power off (FADT PM1a + DSDT \_S5), reset (FADT RESET_REG), the COM1
+ * port and the PCI root bridge (DSDT). Layout inside LAYOUT_ACPI_START..END, each table 64-byte
  * aligned: RSDP, XSDT, FADT, FACS, DSDT, MADT. */
 
 #include <errno.h>
@@ -318,6 +318,66 @@ static void dsdt_com1(struct aml *a) {
         aml_pkg_end(a, dev);
 }
 
+static void dsdt_name_eisa(struct aml *a, const char *name, const char *id) {
+        uint32_t v = aml_eisa_id(id);
+
+        aml_byte(a, AML_NAME_OP);
+        aml_name_string(a, name);
+        aml_byte(a, AML_DWORD_PREFIX);
+        aml_bytes(a, &v, 4);
+}
+
+/* Device (PCI0): the root bridge of pci-host.c, so that Linux's
+ * acpi_pci_root finds bus 0 and knows what it decodes: conventional PCI
+ * (PNP0A03; no MMCONFIG), segment 0, bus 0 only, the config ports
+ * 0xCF8-0xCFF consumed, every other port, and the 32-bit MMIO hole up to
+ * the IOAPIC for BARs. */
+static void dsdt_pci0(struct aml *a) {
+        static const uint8_t crs[] = {
+                /* WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, 0, 0, 0, 1) */
+                0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
+                /* IO (Decode16, 0x0CF8, 0x0CF8, 1, 8) */
+                0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08,
+                /* WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange, 0, 0x0000, 0x0CF7, 0, 0x0CF8) */
+                0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0x00, 0x00, 0x00, 0x00, 0xf7, 0x0c, 0x00, 0x00, 0xf8, 0x0c,
+                /* WordIO (..., 0x0D00, 0xFFFF, 0, 0xF300) */
+                0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0x00, 0x00, 0x00, 0x0d, 0xff, 0xff, 0x00, 0x00, 0x00, 0xf3,
+                /* DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,
+                 *              0, 0xC0000000, 0xFEBFFFFF, 0, 0x3EC00000) */
+                0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0,
+                0xff, 0xff, 0xbf, 0xfe, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0, 0x3e,
+                0x79, 0x00, /* EndTag */
+        };
+        size_t dev, buf;
+
+        _Static_assert(LAYOUT_MMIO_HOLE_START == 0xc0000000ULL && LAYOUT_IOAPIC == 0xfec00000ULL,
+                       "PCI0 _CRS MMIO window matches layout.h");
+        aml_byte(a, AML_EXT_OP_PREFIX);
+        aml_byte(a, AML_DEVICE_OP);
+        dev = aml_pkg_begin(a);
+        aml_name_string(a, "PCI0");
+        dsdt_name_eisa(a, "_HID", "PNP0A03");
+        aml_byte(a, AML_NAME_OP);
+        aml_name_string(a, "_SEG");
+        aml_integer(a, 0);
+        aml_byte(a, AML_NAME_OP);
+        aml_name_string(a, "_BBN");
+        aml_integer(a, 0);
+        aml_byte(a, AML_NAME_OP);
+        aml_name_string(a, "_UID");
+        aml_integer(a, 0);
+
+        aml_byte(a, AML_NAME_OP);
+        aml_name_string(a, "_CRS");
+        aml_byte(a, AML_BUFFER_OP);
+        buf = aml_pkg_begin(a);
+        aml_integer(a, sizeof(crs));
+        aml_bytes(a, crs, sizeof(crs));
+        aml_pkg_end(a, buf);
+
+        aml_pkg_end(a, dev);
+}
+
 static int build_dsdt(uint8_t *base, size_t max, size_t *ret_len) {
         struct acpi_header *h = (struct acpi_header *) base;
         struct aml a;
@@ -330,6 +390,7 @@ static int build_dsdt(uint8_t *base, size_t max, size_t *ret_len) {
         scope = aml_pkg_begin(&a);
         aml_name_string(&a, "\\_SB_");
         dsdt_com1(&a);
+        dsdt_pci0(&a);
         aml_pkg_end(&a, scope);
         r = aml_finish(&a, &len);
         if (r < 0)

@@ -133,11 +133,16 @@ void device_proxy_read(struct device_proxy *d, unsigned range, uint64_t addr, ui
         int r;
 
         memset(data, 0xff, len);
-        if (len == 0 || len > sizeof(req.data) || range >= d->ranges.count || atomic_load(&d->failing))
+        if (len == 0 || len > sizeof(req.data) || atomic_load(&d->failing))
                 return;
-        req.offset = addr - d->ranges.ranges[range].base;
 
+        /* Under the lock: a config write on another vCPU may move ranges. */
         pthread_mutex_lock(&d->lock);
+        if (range >= d->ranges.count) {
+                pthread_mutex_unlock(&d->lock);
+                return;
+        }
+        req.offset = addr - d->ranges.ranges[range].base;
         r = proto_call(d->endpoint, PROTO_READ, &req, sizeof(req), NULL, 0, &reply, d->timeout_ms, NULL, 0);
         pthread_mutex_unlock(&d->lock);
         if (r < 0) {
@@ -155,14 +160,88 @@ void device_proxy_write(struct device_proxy *d, unsigned range, uint64_t addr, c
         struct proto_access req = { .address = addr, .len = len, .range = range };
         int r;
 
-        if (len == 0 || len > sizeof(req.data) || range >= d->ranges.count || atomic_load(&d->failing))
+        if (len == 0 || len > sizeof(req.data) || atomic_load(&d->failing))
                 return;
-        req.offset = addr - d->ranges.ranges[range].base;
         memcpy(req.data, data, len);
 
         pthread_mutex_lock(&d->lock);
+        if (range >= d->ranges.count) {
+                pthread_mutex_unlock(&d->lock);
+                return;
+        }
+        req.offset = addr - d->ranges.ranges[range].base;
         r = proto_send(d->endpoint, PROTO_WRITE, &req, sizeof(req), NULL, 0);
         pthread_mutex_unlock(&d->lock);
         if (r < 0)
                 device_proxy_fail(d, r, "Write");
+}
+
+int device_proxy_read_config(struct device_proxy *d, uint32_t reg, uint32_t *ret) {
+        struct proto_u32 req = { .reg = reg };
+        struct proto_msg reply;
+        int r;
+
+        *ret = UINT32_MAX;
+        if (atomic_load(&d->failing))
+                return -ENODEV;
+
+        pthread_mutex_lock(&d->lock);
+        r = proto_call(d->endpoint, PROTO_READ_CONFIG, &req, sizeof(req), NULL, 0, &reply, d->timeout_ms, NULL, 0);
+        pthread_mutex_unlock(&d->lock);
+        if (r < 0) {
+                if (reply.hdr.type != PROTO_REPLY_ERROR)
+                        device_proxy_fail(d, r, "ReadConfig");
+                return r;
+        }
+        /* A reply for another register is no answer to this one. */
+        if (reply.body.u32.reg == reg)
+                *ret = reply.body.u32.value;
+        else
+                r = -EBADMSG;
+        proto_msg_done(&reply);
+        return r;
+}
+
+int device_proxy_write_config(struct device_proxy *d, uint32_t reg, uint32_t offset, uint32_t len,
+                              const uint8_t *data, struct proto_config_result *ret, struct proto_ranges *ret_ranges) {
+        struct proto_config_write req = { .reg = reg, .offset = offset, .len = len };
+        struct proto_msg reply;
+        int r;
+
+        memset(ret, 0, sizeof(*ret));
+        if (offset > 3 || len == 0 || len > 4 || offset + len > 4)
+                return -EINVAL;
+        if (atomic_load(&d->failing))
+                return -ENODEV;
+        memcpy(req.data, data, len);
+
+        pthread_mutex_lock(&d->lock);
+        r = proto_call(d->endpoint, PROTO_WRITE_CONFIG, &req, sizeof(req), NULL, 0, &reply, d->timeout_ms, NULL, 0);
+        if (r < 0) {
+                pthread_mutex_unlock(&d->lock);
+                if (reply.hdr.type != PROTO_REPLY_ERROR)
+                        device_proxy_fail(d, r, "WriteConfig");
+                return r;
+        }
+        *ret = reply.body.config_result;
+        proto_msg_done(&reply);
+
+        /* Ranges moved: the device's list (and so the indices accesses
+         * carry) changed with them; fetch it in the same critical section. */
+        if (ret->n_io_remove || ret->n_io_add || ret->n_mmio_remove || ret->n_mmio_add) {
+                r = proto_call(d->endpoint, PROTO_GET_RANGES, NULL, 0, NULL, 0, &reply, d->timeout_ms, NULL, 0);
+                if (r < 0) {
+                        pthread_mutex_unlock(&d->lock);
+                        memset(ret, 0, sizeof(*ret));
+                        if (reply.hdr.type != PROTO_REPLY_ERROR)
+                                device_proxy_fail(d, r, "GetRanges");
+                        return r;
+                }
+                d->ranges = reply.body.ranges;
+                proto_msg_done(&reply);
+        }
+        if (ret_ranges)
+                *ret_ranges = d->ranges;
+        pthread_mutex_unlock(&d->lock);
+        return 0;
 }

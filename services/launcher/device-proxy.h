@@ -56,6 +56,16 @@ int device_proxy_attach_fd(struct device_proxy *d, enum proto_fd_role role, uint
 void device_proxy_read(struct device_proxy *d, unsigned range, uint64_t addr, uint8_t *data, uint32_t len);
 void device_proxy_write(struct device_proxy *d, unsigned range, uint64_t addr, const uint8_t *data, uint32_t len);
 
+/* PCI config space (PROTO_READ_CONFIG/WRITE_CONFIG), with the failure rules
+ * of read/write. read_config: *ret is all ones unless the device answered.
+ * write_config: offset + len within the 4-byte register; *ret says what
+ * moved (all zero on failure); if anything moved, d's ranges are fetched
+ * again (GetRanges) and, like them, copied to *ret_ranges (may be NULL).
+ * Both return 0 or -errno (-ENODEV for a failed device). */
+int device_proxy_read_config(struct device_proxy *d, uint32_t reg, uint32_t *ret);
+int device_proxy_write_config(struct device_proxy *d, uint32_t reg, uint32_t offset, uint32_t len,
+                              const uint8_t *data, struct proto_config_result *ret, struct proto_ranges *ret_ranges);
+
 /* Marks d failed (once; later calls do nothing) with "what: strerror(r)"
  * and pokes the notify fd. Any thread. */
 void device_proxy_fail(struct device_proxy *d, int r, const char *what);

@@ -73,7 +73,7 @@ static void vm_set_sci(void *userdata, bool level) {
 
 static int vm_pio(void *userdata, unsigned vcpu, uint16_t port, uint8_t *data, uint32_t size, bool is_write) {
         struct vm *vm = userdata;
-        const struct address_map_entry *e;
+        struct address_map_entry e;
 
         if (pm_access_is_ours(port, size)) {
                 switch (pm_io(&vm->pm, port, data, size, is_write)) {
@@ -86,34 +86,37 @@ static int vm_pio(void *userdata, unsigned vcpu, uint16_t port, uint8_t *data, u
                 }
         }
 
-        e = address_map_find(&vm->map, PROTO_BUS_PIO, port, size);
-        if (!e) {
+        if (pci_host_access_is_ours(port, size)) {
+                pci_host_io(&vm->pci, port, data, size, is_write);
+                return -1;
+        }
+
+        if (!address_map_lookup(&vm->map, PROTO_BUS_PIO, port, size, &e)) {
                 /* Nothing decodes this port: reads float high, writes vanish. */
                 if (!is_write)
                         memset(data, 0xff, size);
                 return -1;
         }
         if (is_write)
-                device_proxy_write(e->device, e->range, port, data, size);
+                device_proxy_write(e.device, e.range, port, data, size);
         else
-                device_proxy_read(e->device, e->range, port, data, size);
+                device_proxy_read(e.device, e.range, port, data, size);
         return -1;
 }
 
 static int vm_mmio(void *userdata, unsigned vcpu, uint64_t addr, uint8_t *data, uint32_t len, bool is_write) {
         struct vm *vm = userdata;
-        const struct address_map_entry *e;
+        struct address_map_entry e;
 
-        e = address_map_find(&vm->map, PROTO_BUS_MMIO, addr, len);
-        if (!e) {
+        if (!address_map_lookup(&vm->map, PROTO_BUS_MMIO, addr, len, &e)) {
                 if (!is_write)
                         memset(data, 0xff, len);
                 return -1;
         }
         if (is_write)
-                device_proxy_write(e->device, e->range, addr, data, len);
+                device_proxy_write(e.device, e.range, addr, data, len);
         else
-                device_proxy_read(e->device, e->range, addr, data, len);
+                device_proxy_read(e.device, e.range, addr, data, len);
         return -1;
 }
 
@@ -246,6 +249,11 @@ static int vm_attach_devices(struct vm *vm, sd_bus_error *error) {
                 r = address_map_add_device(&vm->map, d, err, sizeof(err));
                 if (r < 0)
                         break;
+                if (pci_host_probe_device(&vm->pci, d) < 0) {
+                        snprintf(err, sizeof(err), "device %s (%s): no PCI slot left", d->object, d->kind);
+                        r = -ENOSPC;
+                        break;
+                }
                 if (d->ranges.irq != 0) {
                         if (d->ranges.irq >= 24) {
                                 snprintf(err, sizeof(err), "device %s (%s): IRQ %u is not an IOAPIC pin", d->object,
@@ -447,6 +455,8 @@ int vm_create(struct launcher *l, const char *name, const char *config_text, uin
                 vm->irq_fds[i] = -1;
         pthread_mutex_init(&vm->stop_lock, NULL);
         pm_init(&vm->pm, vm_set_sci, vm);
+        address_map_init(&vm->map);
+        pci_host_init(&vm->pci, &vm->map);
         vm->stop_reason = strdup("");
         vm->name = strdup(name);
         vm->config_text = strdup(config_text);
@@ -694,6 +704,7 @@ void vm_destroy(struct vm *vm) {
         sd_event_source_disable_unref(vm->stop_source);
         safe_close(vm->stop_efd);
         pm_done(&vm->pm);
+        address_map_done(&vm->map);
         pthread_mutex_destroy(&vm->stop_lock);
         vm_config_done(&vm->config);
         if (vm->announced)

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "console.h"
 #include "kvm-vm.h"
+#include "pci-host.h"
 #include "pm.h"
 #include "vcpu.h"
 
@@ -61,6 +62,7 @@ struct vm {
         sd_event_source *device_hangup[CONFIG_MAX_DEVICES]; /* vm_watch_device() */
         size_t n_devices;
         struct address_map map;
+        struct pci_host pci;
         struct console *console;
         struct pm pm;
 

@@ -106,24 +106,3 @@ void emulate_format_failure(char *buf, size_t size, uint64_t rip, const uint8_t 
         snprintf(buf + off, size - off, " (%zu byte%s)", len, len == 1 ? "" : "s");
 }
 
-int emulate_gpa_to_offset(uint64_t gpa, uint64_t len, uint64_t mem_size, uint64_t *ret_offset) {
-        uint64_t low = MIN(mem_size, LAYOUT_MMIO_HOLE_START);
-
-        if (len == 0 || gpa + len < gpa)
-                return -EFAULT;
-
-        if (gpa + len <= low) {
-                *ret_offset = gpa;
-                return 0;
-        }
-
-        if (gpa >= LAYOUT_MMIO_HOLE_END && mem_size > LAYOUT_MMIO_HOLE_START) {
-                uint64_t rel = gpa - LAYOUT_MMIO_HOLE_END, high = mem_size - LAYOUT_MMIO_HOLE_START;
-
-                if (rel < high && len <= high - rel) {
-                        *ret_offset = LAYOUT_MMIO_HOLE_START + rel;
-                        return 0;
-                }
-        }
-        return -EFAULT;
-}

@@ -44,8 +44,3 @@ const char *emulate_insn_to_string(enum emulate_insn i);
  * NUL-terminated, truncated to size). len 0 says "no instruction bytes". */
 void emulate_format_failure(char *buf, size_t size, uint64_t rip, const uint8_t *bytes, size_t len);
 
-/* Guest physical address gpa..gpa+len to an offset in the host mapping of
- * guest RAM (mem_size bytes, address 0 at offset 0, RAM above the MMIO hole
- * at offset LAYOUT_MMIO_HOLE_START). -EFAULT if the range is not all RAM of
- * one region. */
-int emulate_gpa_to_offset(uint64_t gpa, uint64_t len, uint64_t mem_size, uint64_t *ret_offset);

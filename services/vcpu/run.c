@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 
 #include "emulate.h"
+#include "guest-ram.h"
 #include "log.h"
 #include "vcpu-internal.h"
 
@@ -244,7 +245,7 @@ static size_t vcpu_fetch_insn(struct vcpu *v, uint64_t rip, uint8_t *buf) {
                 if (ioctl(v->fd, KVM_TRANSLATE, &t) < 0 || !t.valid)
                         break;
                 chunk = MIN((uint64_t) (EMULATE_INSN_BYTES_MAX - got), 4096 - (la & 4095));
-                if (emulate_gpa_to_offset(t.physical_address, chunk, v->mem_size, &off) < 0)
+                if (guest_ram_offset(t.physical_address, chunk, v->mem_size, &off) < 0)
                         break;
                 memcpy(buf + got, (const uint8_t *) v->mem + off, chunk);
                 got += chunk;

@@ -437,6 +437,16 @@ static void test_iasl_disassembles_every_table(void) {
                         g_assert_nonnull(strstr(dsl, "EisaId (\"PNP0501\")"));
                         g_assert_nonnull(strstr(dsl, "IRQNoFlags ()"));
                         g_assert_nonnull(strstr(dsl, "0x03F8"));
+                        /* The PCI root bridge and its windows (pci-host.c). */
+                        g_assert_nonnull(strstr(dsl, "Device (PCI0)"));
+                        g_assert_nonnull(strstr(dsl, "EisaId (\"PNP0A03\")"));
+                        g_assert_nonnull(strstr(dsl, "Name (_BBN, Zero)"));
+                        g_assert_nonnull(strstr(dsl, "Name (_SEG, Zero)"));
+                        g_assert_nonnull(strstr(dsl, "WordBusNumber (ResourceProducer"));
+                        g_assert_nonnull(strstr(dsl, "0x0CF7"));
+                        g_assert_nonnull(strstr(dsl, "0x0D00"));
+                        g_assert_nonnull(strstr(dsl, "DWordMemory (ResourceProducer"));
+                        g_assert_nonnull(strstr(dsl, "0xFEBFFFFF"));
                 }
                 if (strcmp(files[i].file, "apic.dat") == 0)
                         g_assert_nonnull(strstr(dsl, "Local Apic ID : 03"));

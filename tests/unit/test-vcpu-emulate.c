@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "emulate.h"
+#include "guest-ram.h"
 #include "layout.h"
 
 #define RIP 0xffffffff81000000ULL
@@ -178,9 +179,9 @@ static void test_failure_message_truncates_within_buffer(void) {
 static void test_gpa_low_ram_maps_one_to_one(void) {
         uint64_t off = 0;
 
-        g_assert_cmpint(emulate_gpa_to_offset(0x1000, 15, 256 << 20, &off), ==, 0);
+        g_assert_cmpint(guest_ram_offset(0x1000, 15, 256 << 20, &off), ==, 0);
         g_assert_cmphex(off, ==, 0x1000);
-        g_assert_cmpint(emulate_gpa_to_offset((256 << 20) - 4, 4, 256 << 20, &off), ==, 0);
+        g_assert_cmpint(guest_ram_offset((256 << 20) - 4, 4, 256 << 20, &off), ==, 0);
         g_assert_cmphex(off, ==, (256 << 20) - 4);
 }
 
@@ -188,26 +189,26 @@ static void test_gpa_outside_ram_is_refused(void) {
         uint64_t off = 0x1234;
 
         /* Past the end, straddling the end, in the hole, zero length, wrap. */
-        g_assert_cmpint(emulate_gpa_to_offset(256 << 20, 1, 256 << 20, &off), ==, -EFAULT);
-        g_assert_cmpint(emulate_gpa_to_offset((256 << 20) - 2, 4, 256 << 20, &off), ==, -EFAULT);
-        g_assert_cmpint(emulate_gpa_to_offset(LAYOUT_LAPIC, 4, 8ULL << 30, &off), ==, -EFAULT);
-        g_assert_cmpint(emulate_gpa_to_offset(LAYOUT_MMIO_HOLE_START - 2, 4, 8ULL << 30, &off), ==, -EFAULT);
-        g_assert_cmpint(emulate_gpa_to_offset(0x1000, 0, 256 << 20, &off), ==, -EFAULT);
-        g_assert_cmpint(emulate_gpa_to_offset(UINT64_MAX - 1, 4, 8ULL << 30, &off), ==, -EFAULT);
+        g_assert_cmpint(guest_ram_offset(256 << 20, 1, 256 << 20, &off), ==, -EFAULT);
+        g_assert_cmpint(guest_ram_offset((256 << 20) - 2, 4, 256 << 20, &off), ==, -EFAULT);
+        g_assert_cmpint(guest_ram_offset(LAYOUT_LAPIC, 4, 8ULL << 30, &off), ==, -EFAULT);
+        g_assert_cmpint(guest_ram_offset(LAYOUT_MMIO_HOLE_START - 2, 4, 8ULL << 30, &off), ==, -EFAULT);
+        g_assert_cmpint(guest_ram_offset(0x1000, 0, 256 << 20, &off), ==, -EFAULT);
+        g_assert_cmpint(guest_ram_offset(UINT64_MAX - 1, 4, 8ULL << 30, &off), ==, -EFAULT);
         /* Small guest: nothing above 4 GiB. */
-        g_assert_cmpint(emulate_gpa_to_offset(LAYOUT_MMIO_HOLE_END, 1, 256 << 20, &off), ==, -EFAULT);
+        g_assert_cmpint(guest_ram_offset(LAYOUT_MMIO_HOLE_END, 1, 256 << 20, &off), ==, -EFAULT);
         g_assert_cmphex(off, ==, 0x1234);
 }
 
 static void test_gpa_high_ram_follows_the_hole(void) {
         uint64_t mem = 5ULL << 30, off = 0; /* 3 GiB low, 2 GiB high */
 
-        g_assert_cmpint(emulate_gpa_to_offset(LAYOUT_MMIO_HOLE_END, 15, mem, &off), ==, 0);
+        g_assert_cmpint(guest_ram_offset(LAYOUT_MMIO_HOLE_END, 15, mem, &off), ==, 0);
         g_assert_cmphex(off, ==, LAYOUT_MMIO_HOLE_START);
-        g_assert_cmpint(emulate_gpa_to_offset(LAYOUT_MMIO_HOLE_END + (2ULL << 30) - 1, 1, mem, &off), ==, 0);
+        g_assert_cmpint(guest_ram_offset(LAYOUT_MMIO_HOLE_END + (2ULL << 30) - 1, 1, mem, &off), ==, 0);
         g_assert_cmphex(off, ==, mem - 1);
-        g_assert_cmpint(emulate_gpa_to_offset(LAYOUT_MMIO_HOLE_END + (2ULL << 30), 1, mem, &off), ==, -EFAULT);
-        g_assert_cmpint(emulate_gpa_to_offset(LAYOUT_MMIO_HOLE_END + (2ULL << 30) - 1, 2, mem, &off), ==, -EFAULT);
+        g_assert_cmpint(guest_ram_offset(LAYOUT_MMIO_HOLE_END + (2ULL << 30), 1, mem, &off), ==, -EFAULT);
+        g_assert_cmpint(guest_ram_offset(LAYOUT_MMIO_HOLE_END + (2ULL << 30) - 1, 2, mem, &off), ==, -EFAULT);
 }
 
 int main(int argc, char **argv) {
