@@ -11,7 +11,6 @@
 #define POLYVM_ERROR_ALREADY_ACTIVE   "org.polyvm.Error.AlreadyActive"
 #define POLYVM_ERROR_NOT_RUNNING      "org.polyvm.Error.NotRunning"
 #define POLYVM_ERROR_BAD_STATE        "org.polyvm.Error.BadState"
-#define POLYVM_ERROR_KERNEL           "org.polyvm.Error.InvalidKernel"
 #define POLYVM_ERROR_NO_MEMORY        "org.polyvm.Error.NoMemory"
 #define POLYVM_ERROR_DEVICE_FAILED    "org.polyvm.Error.DeviceFailed"
 #define POLYVM_ERROR_KVM_UNAVAILABLE  "org.polyvm.Error.KvmUnavailable"

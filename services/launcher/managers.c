@@ -63,6 +63,18 @@ int memmgr_free(sd_bus *bus, const char *vm) {
         return r;
 }
 
+int memmgr_set_static_devices(sd_bus *bus, const char *vm, uint32_t n) {
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, MEMMGR_NAME, MEMMGR_PATH, MEMMGR_NAME, "SetNumStaticDevices", &error, NULL, "su",
+                               vm, n);
+        if (r < 0)
+                log_warning_errno(r, "VM %s: memmgr did not take the static device count: %s", vm,
+                                  error.message ?: strerror(-r));
+        return r;
+}
+
 int devmgr_create_device(sd_bus *bus, const char *vm, const char *kind, const char *config_json, char **ret_object,
                          int *ret_fd, pid_t *ret_pid, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;

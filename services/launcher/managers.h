@@ -11,6 +11,9 @@
 
 int memmgr_allocate(sd_bus *bus, const char *vm, uint64_t size, char **ret_object, int *ret_fd, sd_bus_error *error);
 int memmgr_free(sd_bus *bus, const char *vm);
+/* The devices made at CreateVm are the VM's static ones: their uffds are
+ * never collected; later (hot-plugged) ones are. */
+int memmgr_set_static_devices(sd_bus *bus, const char *vm, uint32_t n);
 
 int devmgr_create_device(sd_bus *bus, const char *vm, const char *kind, const char *config_json, char **ret_object,
                          int *ret_fd, pid_t *ret_pid, sd_bus_error *error);

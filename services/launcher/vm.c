@@ -497,6 +497,7 @@ int vm_create(struct launcher *l, const char *name, const char *config_text, uin
         r = vm_create_devices(vm, error);
         if (r < 0)
                 goto fail;
+        (void) memmgr_set_static_devices(l->bus, vm->name, (uint32_t) vm->n_devices);
 
         vm->next = l->vms;
         l->vms = vm;
