@@ -281,6 +281,36 @@ static void dsdt_sleep_state(struct aml *a) {
         aml_pkg_end(a, pkg);
 }
 
+/* Name (name, EisaId (id)) */
+static void dsdt_name_eisa(struct aml *a, const char *name, const char *id) {
+        uint32_t v = aml_eisa_id(id);
+
+        aml_byte(a, AML_NAME_OP);
+        aml_name_string(a, name);
+        aml_byte(a, AML_DWORD_PREFIX);
+        aml_bytes(a, &v, 4);
+}
+
+/* Name (name, value) */
+static void dsdt_name_integer(struct aml *a, const char *name, uint64_t value) {
+        aml_byte(a, AML_NAME_OP);
+        aml_name_string(a, name);
+        aml_integer(a, value);
+}
+
+/* Name (name, Buffer () { bytes }): a _CRS resource template. */
+static void dsdt_name_buffer(struct aml *a, const char *name, const uint8_t *bytes, size_t len) {
+        size_t buf;
+
+        aml_byte(a, AML_NAME_OP);
+        aml_name_string(a, name);
+        aml_byte(a, AML_BUFFER_OP);
+        buf = aml_pkg_begin(a);
+        aml_integer(a, len);
+        aml_bytes(a, bytes, len);
+        aml_pkg_end(a, buf);
+}
+
 /* Device (COM1) { _HID PNP0501, _UID 1, _CRS { IO 0x3F8/8, IRQNoFlags 4 } }:
  * what lets Linux's 8250_pnp claim ttyS0 from ACPI. */
 static void dsdt_com1(struct aml *a) {
@@ -289,42 +319,16 @@ static void dsdt_com1(struct aml *a) {
                 0x22, 0x10, 0x00,                               /* IRQNoFlags () {4} */
                 0x79, 0x00,                                     /* EndTag */
         };
-        size_t dev, buf;
+        size_t dev;
 
         aml_byte(a, AML_EXT_OP_PREFIX);
         aml_byte(a, AML_DEVICE_OP);
         dev = aml_pkg_begin(a);
         aml_name_string(a, "COM1");
-
-        aml_byte(a, AML_NAME_OP);
-        aml_name_string(a, "_HID");
-        aml_byte(a, AML_DWORD_PREFIX);
-        {
-                uint32_t id = aml_eisa_id("PNP0501");
-                aml_bytes(a, &id, 4);
-        }
-        aml_byte(a, AML_NAME_OP);
-        aml_name_string(a, "_UID");
-        aml_integer(a, 1);
-
-        aml_byte(a, AML_NAME_OP);
-        aml_name_string(a, "_CRS");
-        aml_byte(a, AML_BUFFER_OP);
-        buf = aml_pkg_begin(a);
-        aml_integer(a, sizeof(crs));
-        aml_bytes(a, crs, sizeof(crs));
-        aml_pkg_end(a, buf);
-
+        dsdt_name_eisa(a, "_HID", "PNP0501");
+        dsdt_name_integer(a, "_UID", 1);
+        dsdt_name_buffer(a, "_CRS", crs, sizeof(crs));
         aml_pkg_end(a, dev);
-}
-
-static void dsdt_name_eisa(struct aml *a, const char *name, const char *id) {
-        uint32_t v = aml_eisa_id(id);
-
-        aml_byte(a, AML_NAME_OP);
-        aml_name_string(a, name);
-        aml_byte(a, AML_DWORD_PREFIX);
-        aml_bytes(a, &v, 4);
 }
 
 /* Device (PCI0): the root bridge of pci-host.c, so that Linux's
@@ -348,7 +352,7 @@ static void dsdt_pci0(struct aml *a) {
                 0xff, 0xff, 0xbf, 0xfe, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0, 0x3e,
                 0x79, 0x00, /* EndTag */
         };
-        size_t dev, buf;
+        size_t dev;
 
         _Static_assert(LAYOUT_MMIO_HOLE_START == 0xc0000000ULL && LAYOUT_IOAPIC == 0xfec00000ULL,
                        "PCI0 _CRS MMIO window matches layout.h");
@@ -357,24 +361,10 @@ static void dsdt_pci0(struct aml *a) {
         dev = aml_pkg_begin(a);
         aml_name_string(a, "PCI0");
         dsdt_name_eisa(a, "_HID", "PNP0A03");
-        aml_byte(a, AML_NAME_OP);
-        aml_name_string(a, "_SEG");
-        aml_integer(a, 0);
-        aml_byte(a, AML_NAME_OP);
-        aml_name_string(a, "_BBN");
-        aml_integer(a, 0);
-        aml_byte(a, AML_NAME_OP);
-        aml_name_string(a, "_UID");
-        aml_integer(a, 0);
-
-        aml_byte(a, AML_NAME_OP);
-        aml_name_string(a, "_CRS");
-        aml_byte(a, AML_BUFFER_OP);
-        buf = aml_pkg_begin(a);
-        aml_integer(a, sizeof(crs));
-        aml_bytes(a, crs, sizeof(crs));
-        aml_pkg_end(a, buf);
-
+        dsdt_name_integer(a, "_SEG", 0);
+        dsdt_name_integer(a, "_BBN", 0);
+        dsdt_name_integer(a, "_UID", 0);
+        dsdt_name_buffer(a, "_CRS", crs, sizeof(crs));
         aml_pkg_end(a, dev);
 }
 

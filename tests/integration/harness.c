@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -245,4 +246,27 @@ void harness_compare_interface(struct harness *h, const char *dest, const char *
         for (GDBusSignalInfo **s = gi->signals; s && *s; s++)
                 g_assert_nonnull(g_dbus_interface_info_lookup_signal(wi, (*s)->name));
         sd_bus_error_free(&error);
+}
+
+int harness_allocate_memory(struct harness *h, const char *vm, uint64_t size) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *path;
+        int fd;
+
+        if (sd_bus_call_method(h->bus, "org.polyvm.MemoryManager1", "/org/polyvm/MemoryManager1",
+                               "org.polyvm.MemoryManager1", "AllocateMemory", &error, &reply, "st", vm, size) < 0)
+                g_error("AllocateMemory(%s, %" G_GUINT64_FORMAT "): %s: %s", vm, size, error.name, error.message);
+        g_assert_cmpint(sd_bus_message_read(reply, "oh", &path, &fd), >, 0);
+        fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        g_assert_cmpint(fd, >=, 0);
+        sd_bus_message_unref(reply);
+        return fd;
+}
+
+char *harness_memory_path(const char *vm) {
+        char *p = NULL;
+
+        g_assert_cmpint(sd_bus_path_encode("/org/polyvm/MemoryManager1/vm", vm, &p), >=, 0);
+        return p;
 }

@@ -52,3 +52,10 @@ gboolean harness_wait_property(struct harness *h, const char *dest, const char *
 /* Fails the test unless what dest serves at path for iface has the methods,
  * arguments, properties (type and access) and signals of dbus/<iface>.xml. */
 void harness_compare_interface(struct harness *h, const char *dest, const char *path, const char *iface);
+
+/* AllocateMemory(vm, size) on memmgr; fails the test on error. Returns our
+ * own copy of the memfd. */
+int harness_allocate_memory(struct harness *h, const char *vm, uint64_t size);
+
+/* /org/polyvm/MemoryManager1/vm/<escaped vm>, newly allocated. */
+char *harness_memory_path(const char *vm);

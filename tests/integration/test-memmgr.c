@@ -47,12 +47,6 @@ static int allocate(sd_bus *bus, const char *vm, uint64_t size, char **ret_path,
         return fd;
 }
 
-static char *memory_path(const char *vm) {
-        char *p = NULL;
-        g_assert_cmpint(sd_bus_path_encode(MEMMGR_PATH "/vm", vm, &p), >=, 0);
-        return p;
-}
-
 /* Whether GetManagedObjects on the root lists path. */
 static gboolean managed_object_exists(const char *path) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -92,7 +86,7 @@ static void free_memory(const char *vm) {
 }
 
 static void test_allocate_returns_sealed_memfd_of_size(void) {
-        g_autofree char *path = NULL, *want = memory_path("alpha");
+        g_autofree char *path = NULL, *want = harness_memory_path("alpha");
         struct stat st;
         char link[64], target[256] = "";
         int fd;
@@ -121,7 +115,7 @@ static void test_allocate_returns_sealed_memfd_of_size(void) {
 }
 
 static void test_memory_object_has_properties(void) {
-        g_autofree char *path = memory_path("beta-1.x");
+        g_autofree char *path = harness_memory_path("beta-1.x");
         sd_bus_error error = SD_BUS_ERROR_NULL;
         g_autofree char *vm = NULL;
         uint64_t size = 0;
@@ -166,7 +160,7 @@ static gboolean wait_seen(GPtrArray *seen, const char *entry) {
 
 static void test_object_manager_signals(void) {
         g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func(g_free);
-        g_autofree char *path = memory_path("gamma");
+        g_autofree char *path = harness_memory_path("gamma");
         g_autofree char *added = g_strdup_printf("InterfacesAdded %s", path);
         g_autofree char *removed = g_strdup_printf("InterfacesRemoved %s", path);
         sd_bus_slot *slot = NULL;
@@ -237,7 +231,7 @@ static void test_bad_input_gets_named_errors(void) {
 }
 
 static void test_client_disconnect_frees_its_memory(void) {
-        g_autofree char *mine = memory_path("mine"), *theirs = memory_path("theirs");
+        g_autofree char *mine = harness_memory_path("mine"), *theirs = harness_memory_path("theirs");
         sd_bus *client = NULL;
         int fd_theirs, fd_mine;
 

@@ -186,27 +186,6 @@ static void child_stop(struct child *c) {
         c->pid = 0;
 }
 
-static int allocate(const char *vm) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        const char *path;
-        int fd;
-
-        g_assert_cmpint(sd_bus_call_method(h.bus, MEMMGR, MEMMGR_PATH, MEMMGR, "AllocateMemory", &error, &reply, "st",
-                                           vm, VM_SIZE), >=, 0);
-        g_assert_cmpint(sd_bus_message_read(reply, "oh", &path, &fd), >, 0);
-        fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        g_assert_cmpint(fd, >=, 0);
-        sd_bus_message_unref(reply);
-        return fd;
-}
-
-static char *memory_path(const char *vm) {
-        char *p = NULL;
-        g_assert_cmpint(sd_bus_path_encode(MEMMGR_PATH "/vm", vm, &p), >=, 0);
-        return p;
-}
-
 /* Calls a register method; returns the D-Bus error name or NULL and the result. */
 static char *call_registerv(sd_bus *bus, const char *member, const char *types, uint32_t *ret_index, int *ret_static,
                             char **ret_message, va_list ap) {
@@ -379,7 +358,7 @@ static void drain_signals(void) {
 }
 
 static void test_dead_dynamic_uffds_are_collected_and_the_rest_still_served(void) {
-        g_autofree char *path = memory_path("uffd-vm");
+        g_autofree char *path = harness_memory_path("uffd-vm");
         g_autoptr(GArray) rows = NULL;
         struct child a, b, c, d;
         volatile unsigned char *mem;
@@ -392,7 +371,7 @@ static void test_dead_dynamic_uffds_are_collected_and_the_rest_still_served(void
 
         g_assert_cmpint(sd_bus_match_signal(h.bus, &slot, MEMMGR, path, "org.freedesktop.DBus.Properties",
                                             "PropertiesChanged", on_properties_changed, &changed), >=, 0);
-        memfd = allocate("uffd-vm");
+        memfd = harness_allocate_memory(&h, "uffd-vm", VM_SIZE);
         mem = map_memfd(memfd);
         g_assert_nonnull(mem);
         rows = get_uffds(path);
@@ -515,14 +494,14 @@ static void test_dead_dynamic_uffds_are_collected_and_the_rest_still_served(void
 }
 
 static void test_bad_registrations_get_named_errors(void) {
-        g_autofree char *path = memory_path("uffd-bad");
+        g_autofree char *path = harness_memory_path("uffd-bad");
         volatile unsigned char *mem;
         sd_bus *other = NULL;
         struct child a, reaped;
         uint32_t index;
         int memfd, uffd, efd, raw, is_static, status;
 
-        memfd = allocate("uffd-bad");
+        memfd = harness_allocate_memory(&h, "uffd-bad", VM_SIZE);
         mem = map_memfd(memfd);
         g_assert_nonnull(mem);
         uffd = guard((void *) mem, VM_SIZE);
@@ -619,7 +598,7 @@ static unsigned count_uffds(pid_t pid) {
 static void test_launcher_registers_its_main_uffd(void) {
         g_autofree char *kernel = harness_build_path("guest/polyvm-testguest.elf");
         g_autofree char *config = g_strdup_printf("{\"kernel\": \"%s\", \"memory_mib\": 16}", kernel);
-        g_autofree char *path = memory_path("uffd-launched");
+        g_autofree char *path = harness_memory_path("uffd-launched");
         g_autoptr(GArray) rows = NULL;
         pid_t launcher, memmgr;
         unsigned before;
@@ -647,8 +626,8 @@ static void test_launcher_registers_its_main_uffd(void) {
 }
 
 static void test_introspection_matches_xml(void) {
-        g_autofree char *path = memory_path("uffd-xml");
-        int memfd = allocate("uffd-xml");
+        g_autofree char *path = harness_memory_path("uffd-xml");
+        int memfd = harness_allocate_memory(&h, "uffd-xml", VM_SIZE);
 
         harness_compare_interface(&h, MEMMGR, MEMMGR_PATH, MEMMGR);
         harness_compare_interface(&h, MEMMGR, path, MEMORY1);
