@@ -38,6 +38,8 @@ static const struct proto_type_info *proto_type_info(unsigned type) {
                 [PROTO_SLEEP] = { "Sleep", 0, 0 },
                 [PROTO_WAKE] = { "Wake", 0, 0 },
                 [PROTO_ATTACH_FD] = { "AttachFd", sizeof(struct proto_attach_fd), 1 },
+                [PROTO_GET_IOEVENTS] = { "GetIoevents", 0, 0 },
+                [PROTO_GET_MSI_ROUTES] = { "GetMsiRoutes", 0, 0 },
         };
         static const struct proto_type_info replies[_PROTO_REPLY_MAX - PROTO_REPLY_OK] = {
                 [PROTO_REPLY_OK - PROTO_REPLY_OK] = { "Ok", 0, 0 },
@@ -48,6 +50,8 @@ static const struct proto_type_info *proto_type_info(unsigned type) {
                 [PROTO_REPLY_CONFIG_WRITE - PROTO_REPLY_OK] = { "ConfigWrite", sizeof(struct proto_config_result), 0 },
                 [PROTO_REPLY_BOOL - PROTO_REPLY_OK] = { "Bool", sizeof(struct proto_bool), 0 },
                 [PROTO_REPLY_SNAPSHOT - PROTO_REPLY_OK] = { "Snapshot", 0, 0, true },
+                [PROTO_REPLY_IOEVENTS - PROTO_REPLY_OK] = { "Ioevents", sizeof(struct proto_ioevents), 0 },
+                [PROTO_REPLY_MSI_ROUTES - PROTO_REPLY_OK] = { "MsiRoutes", sizeof(struct proto_msi_routes), 0 },
         };
 
         if (type >= PROTO_ACTIVATE && type < _PROTO_REQUEST_MAX)
@@ -77,6 +81,10 @@ unsigned proto_reply_type(unsigned request) {
                 return PROTO_REPLY_RANGES;
         case PROTO_SNAPSHOT:
                 return PROTO_REPLY_SNAPSHOT;
+        case PROTO_GET_IOEVENTS:
+                return PROTO_REPLY_IOEVENTS;
+        case PROTO_GET_MSI_ROUTES:
+                return PROTO_REPLY_MSI_ROUTES;
         case PROTO_ACTIVATE:
         case PROTO_WRITE_VIRTUAL_CONFIG:
         case PROTO_SHUTDOWN:
@@ -95,8 +103,14 @@ int proto_send(int sock, uint16_t type, const void *body, size_t len, const int 
                 .magic = PROTO_MAGIC,
                 .version = PROTO_VERSION,
                 .type = type,
-                .length = (uint32_t) len,
         };
+
+        return proto_send_packet(sock, &hdr, body, len, fds, n_fds);
+}
+
+int proto_send_packet(int sock, const struct proto_header *header, const void *body, size_t len, const int *fds,
+                      size_t n_fds) {
+        struct proto_header hdr = *header;
         union {
                 struct cmsghdr align;
                 char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_FDS)];
@@ -113,6 +127,7 @@ int proto_send(int sock, uint16_t type, const void *body, size_t len, const int 
 
         if (len > PROTO_TEXT_MAX || n_fds > PROTO_MAX_FDS || (len > 0 && !body))
                 return -EINVAL;
+        hdr.length = (uint32_t) len;
 
         if (n_fds > 0) {
                 struct cmsghdr *c;
@@ -196,6 +211,18 @@ static bool ranges_valid(const struct proto_range *r, uint32_t n, uint32_t max) 
         return true;
 }
 
+static bool ioevent_valid(const struct proto_ioevent *e) {
+        struct proto_range r = {
+                .base = e->address,
+                .len = e->len == 0 ? 1 : e->len,
+                .bus = e->bus,
+        };
+
+        if (e->len > 8 || (e->len & (e->len - 1)) != 0)
+                return false;
+        return range_valid(&r);
+}
+
 /* Range checks on bodies, so that no reader indexes past a buffer. */
 static int proto_check_body(const struct proto_msg *m) {
         switch (m->hdr.type) {
@@ -253,6 +280,20 @@ static int proto_check_body(const struct proto_msg *m) {
         case PROTO_REPLY_BOOL:
                 if (m->body.boolean.value > 1)
                         return -EBADMSG;
+                break;
+        case PROTO_REPLY_IOEVENTS:
+                if (m->body.ioevents.count > PROTO_MAX_IOEVENTS)
+                        return -EBADMSG;
+                for (uint32_t i = 0; i < m->body.ioevents.count; i++)
+                        if (!ioevent_valid(&m->body.ioevents.ioevents[i]))
+                                return -EBADMSG;
+                break;
+        case PROTO_REPLY_MSI_ROUTES:
+                if (m->body.msi_routes.count > PROTO_MAX_MSI_ROUTES || m->body.msi_routes.enabled > 1)
+                        return -EBADMSG;
+                for (uint32_t i = 0; i < m->body.msi_routes.count; i++)
+                        if (m->body.msi_routes.routes[i].masked > 1)
+                                return -EBADMSG;
                 break;
         case PROTO_REPLY_ERROR:
                 if (!memchr(m->body.error.message, 0, sizeof(m->body.error.message)))
@@ -332,28 +373,39 @@ bad:
 }
 
 int proto_recv(int sock, struct proto_msg *m, int timeout_ms) {
-        union {
-                struct cmsghdr align;
-                char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_FDS)];
-        } control;
         /* One byte more than the largest packet, so that an oversized one is
          * seen as such even where MSG_TRUNC is not reported. On the stack,
          * not cleared: the kernel touches only what the packet fills. */
         uint8_t buf[PROTO_PACKET_MAX + 1];
-        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+        int fds[PROTO_MAX_FDS + 1];
+        size_t n_fds = 0;
+        ssize_t n;
+
+        proto_msg_init(m);
+        n = proto_recv_packet(sock, buf, sizeof(buf), fds, &n_fds, timeout_ms);
+        if (n < 0)
+                return (int) n;
+        return proto_parse(buf, (size_t) n, fds, n_fds, m);
+}
+
+ssize_t proto_recv_packet(int sock, void *buf, size_t size, int fds[PROTO_MAX_FDS + 1], size_t *ret_n_fds,
+                          int timeout_ms) {
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_FDS)];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = size };
         struct msghdr mh = {
                 .msg_iov = &iov,
                 .msg_iovlen = 1,
                 .msg_control = control.buf,
                 .msg_controllen = sizeof(control.buf),
         };
-        int fds[PROTO_MAX_FDS + 1];
         size_t n_fds = 0;
         ssize_t n;
         int r;
 
-        proto_msg_init(m);
-
+        *ret_n_fds = 0;
         r = proto_wait(sock, timeout_ms);
         if (r < 0)
                 return r;
@@ -368,7 +420,7 @@ int proto_recv(int sock, struct proto_msg *m, int timeout_ms) {
         }
 
         /* Take every fd first, so that all leave paths close them. One more
-         * than allowed is kept so that proto_parse() sees too many. */
+         * than allowed is kept so that the parser sees too many. */
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
                 size_t k;
                 const uint8_t *p;
@@ -380,7 +432,7 @@ int proto_recv(int sock, struct proto_msg *m, int timeout_ms) {
                 for (size_t i = 0; i < k; i++) {
                         int fd;
                         memcpy(&fd, p + i * sizeof(int), sizeof(int));
-                        if (n_fds < ELEMENTSOF(fds))
+                        if (n_fds < PROTO_MAX_FDS + 1)
                                 fds[n_fds++] = fd;
                         else
                                 safe_close(fd);
@@ -396,7 +448,8 @@ int proto_recv(int sock, struct proto_msg *m, int timeout_ms) {
                 close_fds(fds, (unsigned) n_fds);
                 return -EBADMSG;
         }
-        return proto_parse(buf, (size_t) n, fds, n_fds, m);
+        *ret_n_fds = n_fds;
+        return n;
 }
 
 void proto_msg_done(struct proto_msg *m) {

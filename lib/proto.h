@@ -11,12 +11,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define PROTO_MAGIC 0x504f4c59u /* "POLY" */
 #define PROTO_VERSION 1
 #define PROTO_MAX_FDS 4
 #define PROTO_MAX_RANGES 16
 #define PROTO_MAX_CONFIG_CHANGES 4 /* per list in a WriteConfig result */
+#define PROTO_MAX_IOEVENTS 16
+#define PROTO_MAX_MSI_ROUTES 32
 #define PROTO_ERROR_MAX 200
 #define PROTO_DEFAULT_TIMEOUT_MS 1000
 /* The largest packet, header included. A SEQPACKET packet arrives whole or
@@ -35,17 +38,20 @@
  *   INIT_PCI_CONFIG_MAPPING: proto_pci_mapping, one fd (shared memory).
  *   RESTORE: text (see below).
  *   ATTACH_FD: proto_attach_fd, one fd.
+ *   GET_IOEVENTS, GET_MSI_ROUTES: none.
  *   REPLY_OK: none.  REPLY_ERROR: proto_error.  REPLY_DATA: proto_data.
  *   REPLY_U32: proto_u32.  REPLY_RANGES: proto_ranges (all 16 slots sent).
  *   REPLY_CONFIG_WRITE: proto_config_result.  REPLY_BOOL: proto_bool.
- *   REPLY_SNAPSHOT: text.
+ *   REPLY_SNAPSHOT: text.  REPLY_IOEVENTS: proto_ioevents.
+ *   REPLY_MSI_ROUTES: proto_msi_routes.
  * Text bodies (JSON) are 1..PROTO_TEXT_MAX bytes with no NUL byte and no
  * terminator on the wire; the receiver gets them NUL-terminated in
  * proto_msg.text.
  *
  * Replies: READ -> DATA; READ_CONFIG, READ_VIRTUAL_CONFIG -> U32;
  * WRITE_CONFIG -> CONFIG_WRITE; INIT_PCI_CONFIG_MAPPING -> BOOL;
- * GET_RANGES -> RANGES; SNAPSHOT -> SNAPSHOT; WRITE, DESTROY_DEVICE -> none;
+ * GET_RANGES -> RANGES; SNAPSHOT -> SNAPSHOT; GET_IOEVENTS -> IOEVENTS;
+ * GET_MSI_ROUTES -> MSI_ROUTES; WRITE, DESTROY_DEVICE -> none;
  * everything else -> OK. Any request may instead get ERROR. A device answers
  * every request but Activate with an error until it is activated (WRITE and
  * DESTROY_DEVICE are dropped), and a second Activate with an error. */
@@ -67,6 +73,8 @@ enum proto_type {
         PROTO_SLEEP,
         PROTO_WAKE,
         PROTO_ATTACH_FD, /* one fd; what it is for says role */
+        PROTO_GET_IOEVENTS,
+        PROTO_GET_MSI_ROUTES,
         _PROTO_REQUEST_MAX,
 
         /* replies, device -> launcher */
@@ -78,6 +86,8 @@ enum proto_type {
         PROTO_REPLY_CONFIG_WRITE, /* to WRITE_CONFIG */
         PROTO_REPLY_BOOL,         /* to INIT_PCI_CONFIG_MAPPING */
         PROTO_REPLY_SNAPSHOT,     /* to SNAPSHOT: JSON text */
+        PROTO_REPLY_IOEVENTS,     /* to GET_IOEVENTS */
+        PROTO_REPLY_MSI_ROUTES,   /* to GET_MSI_ROUTES */
         _PROTO_REPLY_MAX,
 };
 
@@ -86,11 +96,20 @@ enum proto_bus {
         PROTO_BUS_MMIO = 1,
 };
 
+/* The data path skips the launcher (docs/devmgr.md): queue notifications
+ * arrive on ioeventfds the launcher registered with KVM where the device
+ * asked (GetIoevents), and interrupts leave on irqfds. */
 enum proto_fd_role {
-        PROTO_FD_IRQ = 1,     /* eventfd bound to a KVM irqfd; arg = the device's irq index */
+        PROTO_FD_IRQ = 1,     /* eventfd bound to a KVM irqfd; arg: see PROTO_IRQ_* */
         PROTO_FD_CONSOLE = 2, /* stream socket: guest output is written, input read */
-        PROTO_FD_MEMORY = 3,  /* guest memory memfd; arg unused */
+        PROTO_FD_MEMORY = 3,  /* guest memory memfd (lib/guest-ram.h layout); arg unused */
+        PROTO_FD_IOEVENT = 4, /* eventfd KVM signals on a guest write; arg: the ioevent's arg */
 };
+
+/* PROTO_FD_IRQ's arg: a non-PCI device's one line is 0 (the GSI of its
+ * GetRanges reply); a PCI device's MSI-X vector n is n, its INTx line is
+ * PROTO_IRQ_INTX. */
+#define PROTO_IRQ_INTX 0x10000u
 
 struct proto_header {
         uint32_t magic;
@@ -174,6 +193,42 @@ struct proto_attach_fd {
         uint32_t arg;
 } __attribute__((packed));
 
+/* Where the device wants guest writes turned into eventfd signals (virtio
+ * queue notify registers). len: 0 matches any access size, else 1, 2, 4 or
+ * 8; address..address+max(len,1)-1 must lie in one of the device's current
+ * ranges on that bus (the launcher checks: the device is not trusted).
+ * arg comes back with the PROTO_FD_IOEVENT fd. */
+struct proto_ioevent {
+        uint64_t address;
+        uint32_t len;
+        uint32_t bus; /* enum proto_bus */
+        uint32_t arg;
+        uint32_t reserved;
+} __attribute__((packed));
+
+struct proto_ioevents {
+        uint32_t count;
+        uint32_t reserved;
+        struct proto_ioevent ioevents[PROTO_MAX_IOEVENTS];
+} __attribute__((packed));
+
+/* A PCI device's MSI-X table as the guest programmed it, for the launcher's
+ * KVM routes: vector n's message is routes[n]. enabled: MSI-X Enable set and
+ * Function Mask clear. A masked vector is not delivered; the device keeps
+ * it pending and signals its irqfd once unmasked. The launcher asks again
+ * after every trapped write to a device with count > 0. */
+struct proto_msi_route {
+        uint64_t address;
+        uint32_t data;
+        uint32_t masked; /* 0 or 1 */
+} __attribute__((packed));
+
+struct proto_msi_routes {
+        uint32_t count;   /* vectors, <= PROTO_MAX_MSI_ROUTES */
+        uint32_t enabled; /* 0 or 1 */
+        struct proto_msi_route routes[PROTO_MAX_MSI_ROUTES];
+} __attribute__((packed));
+
 struct proto_error {
         int32_t error; /* positive errno */
         char message[PROTO_ERROR_MAX]; /* NUL-terminated */
@@ -194,6 +249,8 @@ struct proto_msg {
                 struct proto_pci_mapping pci_mapping;
                 struct proto_bool boolean;
                 struct proto_attach_fd attach_fd;
+                struct proto_ioevents ioevents;
+                struct proto_msi_routes msi_routes;
                 struct proto_error error;
                 uint8_t raw[512];
         } body;
@@ -214,6 +271,20 @@ unsigned proto_reply_type(unsigned request);
  * -errno; -EAGAIN if the socket has a send timeout (SO_SNDTIMEO) and the
  * peer did not make room in time. */
 int proto_send(int sock, uint16_t type, const void *body, size_t len, const int *fds, size_t n_fds);
+
+/* The transport under proto_send()/proto_recv(), shared with the plugin
+ * protocol (lib/plugin-proto.h), which has its own magic: sends header (its
+ * length field is set to len) and body as one packet. */
+int proto_send_packet(int sock, const struct proto_header *header, const void *body, size_t len, const int *fds,
+                      size_t n_fds);
+
+/* Receives one raw packet into buf (size bytes; give one more than the
+ * largest valid packet, so that an oversized one shows) with up to
+ * PROTO_MAX_FDS + 1 fds (one more than allowed, for the parser to refuse).
+ * Returns its length, or -ETIMEDOUT, -ECONNRESET (hang-up), -EBADMSG
+ * (truncated; its fds closed), -errno. The fds are the caller's. */
+ssize_t proto_recv_packet(int sock, void *buf, size_t size, int fds[PROTO_MAX_FDS + 1], size_t *ret_n_fds,
+                          int timeout_ms);
 
 /* Validates one packet of len bytes in buf that came with n_fds fds, and
  * fills m. m owns fds[] from the start, whatever the result: on failure

@@ -215,6 +215,30 @@ static int handle_attach_fd(struct device_loop *l, struct proto_msg *m) {
         return reply_ok(l);
 }
 
+static int handle_get_ioevents(struct device_loop *l) {
+        struct proto_ioevents e = {};
+        int r;
+
+        if (!l->kind->get_ioevents)
+                return reply_unsupported(l, PROTO_GET_IOEVENTS);
+        r = l->kind->get_ioevents(l->dev, &e);
+        if (r < 0)
+                return reply_failure(l, PROTO_GET_IOEVENTS, r, NULL);
+        return proto_send(l->sock, PROTO_REPLY_IOEVENTS, &e, sizeof(e), NULL, 0);
+}
+
+static int handle_get_msi_routes(struct device_loop *l) {
+        struct proto_msi_routes routes = {};
+        int r;
+
+        if (!l->kind->get_msi_routes)
+                return reply_unsupported(l, PROTO_GET_MSI_ROUTES);
+        r = l->kind->get_msi_routes(l->dev, &routes);
+        if (r < 0)
+                return reply_failure(l, PROTO_GET_MSI_ROUTES, r, NULL);
+        return proto_send(l->sock, PROTO_REPLY_MSI_ROUTES, &routes, sizeof(routes), NULL, 0);
+}
+
 static int handle_activate(struct device_loop *l) {
         int r;
 
@@ -277,6 +301,10 @@ int device_loop_handle(struct device_loop *l, struct proto_msg *m) {
                 return handle_sleep_wake(l, type);
         case PROTO_ATTACH_FD:
                 return handle_attach_fd(l, m);
+        case PROTO_GET_IOEVENTS:
+                return handle_get_ioevents(l);
+        case PROTO_GET_MSI_ROUTES:
+                return handle_get_msi_routes(l);
         case PROTO_SHUTDOWN:
                 /* Ok means: everything the device held is released. */
                 if (l->kind->destroy_device)

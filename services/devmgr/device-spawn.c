@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -49,7 +50,9 @@ static int child_wait_go(int report) {
 /* The device process: jail first, then serve. It never returns. */
 static _Noreturn void device_child(const struct device_kind *kind, void *dev, const struct seccomp_policy *policy,
                                    const struct jail_config *jail, const char *name, int sock, int report) {
-        int keep[2] = { sock, report }, listener = -1;
+        int *owned[DEVICE_OWNED_FDS_MAX];
+        int keep[2 + DEVICE_OWNED_FDS_MAX] = { sock, report }, listener = -1;
+        size_t n_owned = kind->owned_fds ? kind->owned_fds(dev, owned) : 0;
         sigset_t all;
         int r;
 
@@ -62,10 +65,15 @@ static _Noreturn void device_child(const struct device_kind *kind, void *dev, co
          * ids have changed. */
         if (jail_watch_parent(report) < 0)
                 _exit(EXIT_FAILURE);
-        if (jail_close_fds(keep, ELEMENTSOF(keep)) < 0)
+        assert(n_owned <= DEVICE_OWNED_FDS_MAX);
+        for (size_t i = 0; i < n_owned; i++)
+                keep[2 + i] = *owned[i];
+        if (jail_close_fds(keep, 2 + n_owned) < 0)
                 _exit(EXIT_FAILURE);
         sock = keep[0];
         report = keep[1];
+        for (size_t i = 0; i < n_owned; i++)
+                *owned[i] = keep[2 + i];
         if (child_wait_go(report) < 0)
                 _exit(EXIT_FAILURE);
         if (jail_enter(jail, report) < 0)

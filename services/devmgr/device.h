@@ -13,6 +13,8 @@
 
 #include "proto.h"
 
+#define DEVICE_OWNED_FDS_MAX 8
+
 struct device_kind {
         const char *name;
         /* Base name of the seccomp policy file, seccomp/<name>.policy. */
@@ -27,6 +29,12 @@ struct device_kind {
          * failure writes a message naming the field to err. */
         int (*create)(json_object *config, void **ret, char *err, size_t errlen);
         void (*destroy)(void *dev);
+        /* The fds create() opened for the device with devmgr's rights
+         * (backing files, taps, /dev/userfaultfd): the jail closes every
+         * other fd. Points at the device's own fd fields, which the spawner
+         * rewrites in place after moving them. Returns how many (at most
+         * DEVICE_OWNED_FDS_MAX). Optional. */
+        size_t (*owned_fds)(void *dev, int *ret[]);
 
         int (*get_ranges)(void *dev, struct proto_ranges *ret);
         /* Accesses already checked against the ranges: range index valid,
@@ -58,6 +66,11 @@ struct device_kind {
         int (*init_pci_config_mapping)(void *dev, int fd, uint64_t base, uint64_t len, bool *ret);
         int (*read_virtual_config)(void *dev, uint32_t reg, uint32_t *ret);
         int (*write_virtual_config)(void *dev, uint32_t reg, uint32_t value);
+        /* The data path (virtio over PCI): where guest writes should
+         * become PROTO_FD_IOEVENT signals, and the MSI-X table as the guest
+         * programmed it (proto.h says when the launcher asks). */
+        int (*get_ioevents)(void *dev, struct proto_ioevents *ret);
+        int (*get_msi_routes)(void *dev, struct proto_msi_routes *ret);
         /* Releases what the device holds outside its own memory (fds,
          * mappings): on DestroyDevice, and before the Ok to Shutdown. */
         void (*destroy_device)(void *dev);

@@ -245,3 +245,31 @@ int device_proxy_write_config(struct device_proxy *d, uint32_t reg, uint32_t off
         pthread_mutex_unlock(&d->lock);
         return 0;
 }
+
+/* A request without a body whose reply is copied whole into ret. */
+static int device_proxy_query(struct device_proxy *d, uint16_t type, void *ret, size_t len) {
+        struct proto_msg reply;
+        int r;
+
+        if (atomic_load(&d->failing))
+                return -ENODEV;
+        pthread_mutex_lock(&d->lock);
+        r = proto_call(d->endpoint, type, NULL, 0, NULL, 0, &reply, d->timeout_ms, NULL, 0);
+        pthread_mutex_unlock(&d->lock);
+        if (r < 0) {
+                if (reply.hdr.type != PROTO_REPLY_ERROR)
+                        device_proxy_fail(d, r, proto_type_to_string(type));
+                return r;
+        }
+        memcpy(ret, &reply.body, len);
+        proto_msg_done(&reply);
+        return 0;
+}
+
+int device_proxy_get_ioevents(struct device_proxy *d, struct proto_ioevents *ret) {
+        return device_proxy_query(d, PROTO_GET_IOEVENTS, ret, sizeof(*ret));
+}
+
+int device_proxy_get_msi_routes(struct device_proxy *d, struct proto_msi_routes *ret) {
+        return device_proxy_query(d, PROTO_GET_MSI_ROUTES, ret, sizeof(*ret));
+}

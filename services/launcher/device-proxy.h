@@ -17,6 +17,8 @@
 
 #include "proto.h"
 
+struct device_datapath;
+
 #define DEVICE_PROXY_REASON_MAX 256
 
 struct device_proxy {
@@ -35,6 +37,7 @@ struct device_proxy {
         atomic_bool failed;
         char reason[DEVICE_PROXY_REASON_MAX];
         int notify_fd;  /* an eventfd of the owner's, or -1; not ours to close */
+        struct device_datapath *datapath; /* the VM's (device-datapath.h), or NULL */
         bool reported;  /* main thread only */
 };
 
@@ -66,6 +69,10 @@ int device_proxy_read_config(struct device_proxy *d, uint32_t reg, uint32_t *ret
 int device_proxy_write_config(struct device_proxy *d, uint32_t reg, uint32_t offset, uint32_t len,
                               const uint8_t *data, struct proto_config_result *ret, struct proto_ranges *ret_ranges);
 
+/* The device's data path requests (proto.h), with the failure rules of
+ * read_config. 0, or -errno (-EOPNOTSUPP: the device has none). */
+int device_proxy_get_ioevents(struct device_proxy *d, struct proto_ioevents *ret);
+int device_proxy_get_msi_routes(struct device_proxy *d, struct proto_msi_routes *ret);
 /* Marks d failed (once; later calls do nothing) with "what: strerror(r)"
  * and pokes the notify fd. Any thread. */
 void device_proxy_fail(struct device_proxy *d, int r, const char *what);

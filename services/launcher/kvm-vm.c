@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -107,4 +108,50 @@ int kvm_vm_irq_line(struct kvm_vm *vm, uint32_t gsi, bool level) {
         struct kvm_irq_level irq = { .irq = gsi, .level = level };
 
         return ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0 ? -errno : 0;
+}
+
+int kvm_vm_ioeventfd(struct kvm_vm *vm, int fd, enum proto_bus bus, uint64_t address, uint32_t len, bool assign) {
+        struct kvm_ioeventfd io = {
+                .addr = address,
+                .len = len,
+                .fd = fd,
+                .flags = (bus == PROTO_BUS_PIO ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+                         (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+        };
+
+        return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+int kvm_vm_set_msi_routes(struct kvm_vm *vm, const struct irq_route_msi *msi, size_t n) {
+        _cleanup_free_ struct kvm_irq_routing *table = NULL;
+        size_t count = 0;
+
+        table = calloc(1, sizeof(*table) + (16 + IRQ_ROUTES_IOAPIC_PINS + n) * sizeof(table->entries[0]));
+        if (!table)
+                return -ENOMEM;
+        /* KVM_SET_GSI_ROUTING replaces the default table: repeat it. */
+        for (uint32_t gsi = 0; gsi < IRQ_ROUTES_IOAPIC_PINS; gsi++) {
+                if (gsi < 16)
+                        table->entries[count++] = (struct kvm_irq_routing_entry) {
+                                .gsi = gsi,
+                                .type = KVM_IRQ_ROUTING_IRQCHIP,
+                                .u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+                                               .pin = gsi % 8 },
+                        };
+                table->entries[count++] = (struct kvm_irq_routing_entry) {
+                        .gsi = gsi,
+                        .type = KVM_IRQ_ROUTING_IRQCHIP,
+                        .u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi },
+                };
+        }
+        for (size_t i = 0; i < n; i++)
+                table->entries[count++] = (struct kvm_irq_routing_entry) {
+                        .gsi = msi[i].gsi,
+                        .type = KVM_IRQ_ROUTING_MSI,
+                        .u.msi = { .address_lo = (uint32_t) msi[i].address,
+                                   .address_hi = (uint32_t) (msi[i].address >> 32),
+                                   .data = msi[i].data },
+                };
+        table->nr = (uint32_t) count;
+        return ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, table) < 0 ? -errno : 0;
 }

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "device-datapath.h"
 #include "layout.h"
 #include "log.h"
 #include "pci-host.h"
@@ -63,16 +64,38 @@ static void config_write(struct pci_host *h, struct device_proxy *d, unsigned sl
                          const uint8_t *data, uint32_t size) {
         struct proto_config_result res;
         struct proto_ranges ranges;
+        bool moved;
         char err[512];
         int r;
 
         if (device_proxy_write_config(d, reg, offset, size, data, &res, &ranges) < 0)
                 return;
-        if (!(res.n_io_remove || res.n_io_add || res.n_mmio_remove || res.n_mmio_add))
+        moved = res.n_io_remove || res.n_io_add || res.n_mmio_remove || res.n_mmio_add;
+        if (moved) {
+                r = address_map_apply(h->map, d, &res, &ranges, err, sizeof(err));
+                if (r < 0)
+                        log_warning("PCI 00:%02x.0: config write 0x%x: %s", slot, reg * 4 + offset, err);
+        }
+        /* The MSI-X enable bit lives in config space; notify registers move with their BAR. */
+        if (d->datapath)
+                device_datapath_refresh(d->datapath, moved);
+}
+
+uint32_t pci_host_config_read(struct pci_host *h, unsigned slot, uint32_t reg) {
+        uint32_t value = UINT32_MAX;
+
+        if (slot == 0 || slot >= h->n_slots || reg >= 64)
+                return value;
+        (void) device_proxy_read_config(h->slots[slot], reg, &value);
+        return value;
+}
+
+void pci_host_config_write(struct pci_host *h, unsigned slot, uint32_t reg, uint32_t value) {
+        uint8_t data[4] = { (uint8_t) value, (uint8_t) (value >> 8), (uint8_t) (value >> 16), (uint8_t) (value >> 24) };
+
+        if (slot == 0 || slot >= h->n_slots || reg >= 64)
                 return;
-        r = address_map_apply(h->map, d, &res, &ranges, err, sizeof(err));
-        if (r < 0)
-                log_warning("PCI 00:%02x.0: config write 0x%x: %s", slot, reg * 4 + offset, err);
+        config_write(h, h->slots[slot], slot, reg, 0, data, 4);
 }
 
 static void config_data(struct pci_host *h, unsigned offset, uint8_t *data, uint32_t size, bool is_write) {

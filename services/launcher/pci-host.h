@@ -55,5 +55,11 @@ bool pci_host_port_is_ours(uint64_t port, uint64_t len);
  * of 0xCF8-0xCFF except a byte at 0xCF9 (pm_access_is_ours() takes that). */
 bool pci_host_access_is_ours(uint16_t port, uint32_t size);
 
+/* A dword of slot's config space (reg 0..63), as a guest access reaches it:
+ * writes apply what moved and refresh the device's data path. For the
+ * firmware role (pci-firmware.c). Reads of nothing are all ones. */
+uint32_t pci_host_config_read(struct pci_host *h, unsigned slot, uint32_t reg);
+void pci_host_config_write(struct pci_host *h, unsigned slot, uint32_t reg, uint32_t value);
+
 /* A guest access (size 1, 2 or 4) to our ports; reads of nothing are all ones. */
 void pci_host_io(struct pci_host *h, uint16_t port, uint8_t *data, uint32_t size, bool is_write);

@@ -20,6 +20,7 @@
 #include "loader-x86.h"
 #include "log.h"
 #include "managers.h"
+#include "pci-firmware.h"
 #include "vm.h"
 
 #define VM_PATH_PREFIX "/org/polyvm/Launcher1/vm"
@@ -71,6 +72,13 @@ static void vm_set_sci(void *userdata, bool level) {
                 (void) kvm_vm_irq_line(&vm->kvm, LAYOUT_SCI_IRQ, level);
 }
 
+/* A trapped write may have programmed the device's MSI-X table. */
+static void vm_device_write(const struct address_map_entry *e, uint64_t addr, const uint8_t *data, uint32_t len) {
+        device_proxy_write(e->device, e->range, addr, data, len);
+        if (e->device->datapath)
+                device_datapath_refresh(e->device->datapath, false);
+}
+
 static int vm_pio(void *userdata, unsigned vcpu, uint16_t port, uint8_t *data, uint32_t size, bool is_write) {
         struct vm *vm = userdata;
         struct address_map_entry e;
@@ -98,7 +106,7 @@ static int vm_pio(void *userdata, unsigned vcpu, uint16_t port, uint8_t *data, u
                 return -1;
         }
         if (is_write)
-                device_proxy_write(e.device, e.range, port, data, size);
+                vm_device_write(&e, port, data, size);
         else
                 device_proxy_read(e.device, e.range, port, data, size);
         return -1;
@@ -114,7 +122,7 @@ static int vm_mmio(void *userdata, unsigned vcpu, uint64_t addr, uint8_t *data, 
                 return -1;
         }
         if (is_write)
-                device_proxy_write(e.device, e.range, addr, data, len);
+                vm_device_write(&e, addr, data, len);
         else
                 device_proxy_read(e.device, e.range, addr, data, len);
         return -1;
@@ -139,6 +147,23 @@ static const struct vcpu_ops vm_vcpu_ops = {
         .stop = vm_vcpu_stop,
 };
 
+static int vm_kvm_ioeventfd(void *kvm, int fd, enum proto_bus bus, uint64_t address, uint32_t len, bool assign) {
+        return kvm_vm_ioeventfd(kvm, fd, bus, address, len, assign);
+}
+
+static int vm_kvm_irqfd(void *kvm, int fd, uint32_t gsi) {
+        return kvm_vm_irqfd(kvm, fd, gsi);
+}
+
+static int vm_kvm_commit_routes(void *kvm, const struct irq_route_msi *routes, size_t n) {
+        return kvm_vm_set_msi_routes(kvm, routes, n);
+}
+
+static const struct datapath_kvm_ops vm_datapath_kvm_ops = {
+        .ioeventfd = vm_kvm_ioeventfd,
+        .irqfd = vm_kvm_irqfd,
+};
+
 /* ---- main thread ---- */
 
 static void vcpu_path(struct vm *vm, unsigned index, char *buf, size_t len) {
@@ -155,6 +180,10 @@ static void vm_release_kvm(struct vm *vm) {
                         vcpu_free(vm->vcpus[i]);
                         vm->vcpus[i] = NULL;
                 }
+        for (size_t i = 0; i < vm->n_devices; i++)
+                if (vm->datapaths[i])
+                        device_datapath_unbind(vm->datapaths[i]);
+        irq_routes_unbind(&vm->irq_routes);
         kvm_vm_destroy(&vm->kvm);
         vm->stop_timer = sd_event_source_disable_unref(vm->stop_timer);
         pthread_mutex_lock(&vm->stop_lock);
@@ -249,9 +278,16 @@ static int vm_attach_devices(struct vm *vm, sd_bus_error *error) {
                 r = address_map_add_device(&vm->map, d, err, sizeof(err));
                 if (r < 0)
                         break;
-                if (pci_host_probe_device(&vm->pci, d) < 0) {
+                r = pci_host_probe_device(&vm->pci, d);
+                if (r < 0) {
                         snprintf(err, sizeof(err), "device %s (%s): no PCI slot left", d->object, d->kind);
-                        r = -ENOSPC;
+                        break;
+                }
+                if (r > 0 && device_datapath_new(d, vm->memfd, &vm->map, &vm->irq_routes, &vm->datapaths[i]) < 0 &&
+                    device_proxy_is_failed(d)) {
+                        snprintf(err, sizeof(err), "device %s (%s) failed while taking guest memory", d->object,
+                                 d->kind);
+                        r = -EIO;
                         break;
                 }
                 if (d->ranges.irq != 0) {
@@ -457,6 +493,7 @@ int vm_create(struct launcher *l, const char *name, const char *config_text, uin
         pm_init(&vm->pm, vm_set_sci, vm);
         address_map_init(&vm->map);
         pci_host_init(&vm->pci, &vm->map);
+        irq_routes_init(&vm->irq_routes);
         vm->stop_reason = strdup("");
         vm->name = strdup(name);
         vm->config_text = strdup(config_text);
@@ -554,6 +591,27 @@ int vm_start(struct vm *vm, sd_bus_error *error) {
                 r = kvm_vm_irqfd(&vm->kvm, vm->irq_fds[i], vm->devices[i]->ranges.irq);
                 if (r < 0) {
                         r = sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "KVM_IRQFD for device %s: %s",
+                                              vm->devices[i]->object, strerror(-r));
+                        goto fail;
+                }
+        }
+
+        r = irq_routes_bind(&vm->irq_routes, vm_kvm_commit_routes, &vm->kvm);
+        if (r < 0) {
+                r = sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "KVM_SET_GSI_ROUTING: %s", strerror(-r));
+                goto fail;
+        }
+        r = pci_firmware_assign(&vm->pci, err, sizeof(err));
+        if (r < 0) {
+                r = sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err);
+                goto fail;
+        }
+        for (size_t i = 0; i < vm->n_devices; i++) {
+                if (!vm->datapaths[i])
+                        continue;
+                r = device_datapath_bind(vm->datapaths[i], &vm_datapath_kvm_ops, &vm->kvm);
+                if (r < 0) {
+                        r = sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "Data path of device %s: %s",
                                               vm->devices[i]->object, strerror(-r));
                         goto fail;
                 }
@@ -694,7 +752,9 @@ void vm_destroy(struct vm *vm) {
                         devmgr_destroy_device(l->bus, object);
                 free(object);
                 safe_close(vm->irq_fds[i]);
+                device_datapath_free(vm->datapaths[i]);
         }
+        irq_routes_done(&vm->irq_routes);
         console_free(vm->console);
         if (vm->mem)
                 munmap(vm->mem, vm->config.memory_bytes);

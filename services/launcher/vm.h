@@ -15,6 +15,8 @@
 #include "address-map.h"
 #include "config.h"
 #include "console.h"
+#include "device-datapath.h"
+#include "irq-routes.h"
 #include "kvm-vm.h"
 #include "pci-host.h"
 #include "pm.h"
@@ -59,6 +61,8 @@ struct vm {
 
         struct device_proxy *devices[CONFIG_MAX_DEVICES];
         int irq_fds[CONFIG_MAX_DEVICES];
+        struct device_datapath *datapaths[CONFIG_MAX_DEVICES]; /* PCI devices with a direct data path */
+        struct irq_routes irq_routes;
         sd_event_source *device_hangup[CONFIG_MAX_DEVICES]; /* vm_watch_device() */
         size_t n_devices;
         struct address_map map;

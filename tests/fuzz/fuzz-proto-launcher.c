@@ -53,6 +53,14 @@ static void use_reply(struct proto_msg *m) {
                         sink += c->removed_pci[i];
                 break;
         }
+        case PROTO_REPLY_IOEVENTS:
+                for (uint32_t i = 0; i < m->body.ioevents.count; i++)
+                        sink += m->body.ioevents.ioevents[i].address + m->body.ioevents.ioevents[i].len;
+                break;
+        case PROTO_REPLY_MSI_ROUTES:
+                for (uint32_t i = 0; i < m->body.msi_routes.count; i++)
+                        sink += m->body.msi_routes.routes[i].address + m->body.msi_routes.routes[i].data;
+                break;
         case PROTO_REPLY_SNAPSHOT: {
                 json_object *o = json_tokener_parse(m->text);
                 if (strlen(m->text) != m->text_len)

@@ -539,6 +539,8 @@ static void test_kind_without_an_op_answers_eopnotsupp(void) {
                         -EOPNOTSUPP);
         g_assert_cmpstr(err, ==, "Snapshot is not supported by rtc");
         g_assert_cmpint(proto_call(r.fd, PROTO_RESTORE, "{}", 2, NULL, 0, NULL, 2000, NULL, 0), ==, -EOPNOTSUPP);
+        g_assert_cmpint(call(&r, PROTO_GET_IOEVENTS, NULL, 0, NULL), ==, -EOPNOTSUPP);
+        g_assert_cmpint(call(&r, PROTO_GET_MSI_ROUTES, NULL, 0, NULL), ==, -EOPNOTSUPP);
         close(efd);
         g_assert_cmphex(read_byte(&r, 0x70, 0), !=, 0x1234); /* still answers */
         g_assert_cmpint(call(&r, PROTO_SHUTDOWN, NULL, 0, NULL), ==, 0);

@@ -731,6 +731,59 @@ static void test_reject_bool_not_0_or_1(void) {
         expect_body_rejected(PROTO_REPLY_BOOL, &b, sizeof(b));
 }
 
+static void test_reject_ioevents_out_of_range(void) {
+        static const struct proto_ioevent bad[] = {
+                { .address = 0xd0000000, .len = 3, .bus = PROTO_BUS_MMIO },      /* not a power of 2 */
+                { .address = 0xd0000000, .len = 16, .bus = PROTO_BUS_MMIO },     /* longer than 8 */
+                { .address = 0xffff, .len = 2, .bus = PROTO_BUS_PIO },           /* past port 0xffff */
+                { .address = UINT64_MAX, .len = 2, .bus = PROTO_BUS_MMIO },      /* wraps */
+                { .address = 0x1000, .len = 4, .bus = 7 },                       /* no such bus */
+        };
+        struct proto_ioevents ok = { .count = 2,
+                                     .ioevents = { { .address = 0xd0003000, .len = 0, .bus = PROTO_BUS_MMIO },
+                                                   { .address = 0xc000, .len = 2, .bus = PROTO_BUS_PIO, .arg = 1 } } };
+        struct proto_ioevents many = { .count = PROTO_MAX_IOEVENTS + 1 };
+        struct pair p;
+        struct proto_msg m;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                struct proto_ioevents e = ok;
+                e.ioevents[1] = bad[i];
+                expect_body_rejected(PROTO_REPLY_IOEVENTS, &e, sizeof(e));
+        }
+        expect_body_rejected(PROTO_REPLY_IOEVENTS, &many, sizeof(many));
+
+        pair_open(&p);
+        g_assert_cmpint(proto_send(p.a, PROTO_REPLY_IOEVENTS, &ok, sizeof(ok), NULL, 0), ==, 0);
+        g_assert_cmpint(proto_recv(p.b, &m, 1000), ==, 0);
+        g_assert_cmpuint(m.body.ioevents.count, ==, 2);
+        g_assert_cmpuint(m.body.ioevents.ioevents[1].arg, ==, 1);
+        pair_close(&p);
+}
+
+static void test_reject_msi_routes_out_of_range(void) {
+        struct proto_msi_routes r = { .count = 2, .enabled = 1,
+                                      .routes = { { .address = 0xfee00000, .data = 0x41 },
+                                                  { .address = 0xfee00000, .data = 0x42, .masked = 1 } } };
+        struct pair p;
+        struct proto_msg m;
+
+        pair_open(&p);
+        g_assert_cmpint(proto_send(p.a, PROTO_REPLY_MSI_ROUTES, &r, sizeof(r), NULL, 0), ==, 0);
+        g_assert_cmpint(proto_recv(p.b, &m, 1000), ==, 0);
+        g_assert_cmpuint(m.body.msi_routes.routes[1].data, ==, 0x42);
+        pair_close(&p);
+
+        r.routes[1].masked = 2;
+        expect_body_rejected(PROTO_REPLY_MSI_ROUTES, &r, sizeof(r));
+        r.routes[1].masked = 0;
+        r.enabled = 2;
+        expect_body_rejected(PROTO_REPLY_MSI_ROUTES, &r, sizeof(r));
+        r.enabled = 0;
+        r.count = PROTO_MAX_MSI_ROUTES + 1;
+        expect_body_rejected(PROTO_REPLY_MSI_ROUTES, &r, sizeof(r));
+}
+
 static void test_reject_ranges_out_of_range(void) {
         static const struct proto_range bad[] = {
                 { .base = 0x3f8, .len = 0, .bus = PROTO_BUS_PIO },          /* empty */
@@ -851,6 +904,8 @@ int main(int argc, char **argv) {
                         test_reject_pci_mapping_without_fd_or_out_of_range);
         g_test_add_func("/proto/reject-bool-not-0-or-1", test_reject_bool_not_0_or_1);
         g_test_add_func("/proto/reject-ranges-out-of-range", test_reject_ranges_out_of_range);
+        g_test_add_func("/proto/reject-ioevents-out-of-range", test_reject_ioevents_out_of_range);
+        g_test_add_func("/proto/reject-msi-routes-out-of-range", test_reject_msi_routes_out_of_range);
         g_test_add_func("/proto/reject-config-result-out-of-range", test_reject_config_result_out_of_range);
         g_test_add_func("/proto/parse-closes-fds-of-rejected-input", test_parse_closes_fds_of_rejected_input);
         return g_test_run();
