@@ -17,6 +17,8 @@
 #define VEC_SERIAL 0x41
 #define VEC_WAKE 0x42 /* an AP telling the BSP it is up */
 #define VEC_SCI 0x43  /* the ACPI SCI (power button) */
+#define VEC_DYN_FIRST 0x50 /* handed out by irq_alloc_vectors() (MSI-X, INTx) */
+#define VEC_DYN_LAST 0xef
 #define VEC_SPURIOUS 0xff
 
 #define TRAMPOLINE_ADDR 0x8000 /* AP real-mode entry, SIPI vector 0x08 */
@@ -47,6 +49,12 @@ extern volatile uint32_t irq_count;
  * lands between the check and the hlt cannot be lost (see trap.c). */
 void halt_if_equal(volatile uint32_t *p, uint32_t v);
 static inline void cpu_wait(uint32_t snap) { halt_if_equal(&irq_count, snap); }
+
+/* Reserves n consecutive vectors in VEC_DYN_FIRST..VEC_DYN_LAST and sets
+ * fn(arg, vector) as the handler of each (called with interrupts off; the
+ * LAPIC EOI follows it). Returns the first vector, or 0 if none are left. */
+typedef void (*irq_handler_t)(void *arg, unsigned vector);
+unsigned irq_alloc_vectors(unsigned n, irq_handler_t fn, void *arg);
 
 /* Runs fn at CPL 3 on user_rsp until it executes ud2; returns its RAX. */
 uint64_t user_enter(void (*fn)(void), uint64_t user_rsp);

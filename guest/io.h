@@ -35,8 +35,11 @@ static inline void *phys_ptr(uint64_t addr) {
         return (void *) (uintptr_t) addr;
 }
 
+static inline uint8_t mmio_read8(uint64_t addr) { return *(volatile uint8_t *) (uintptr_t) addr; }
+static inline uint16_t mmio_read16(uint64_t addr) { return *(volatile uint16_t *) (uintptr_t) addr; }
 static inline uint32_t mmio_read32(uint64_t addr) { return *(volatile uint32_t *) (uintptr_t) addr; }
 static inline void mmio_write32(uint64_t addr, uint32_t v) { *(volatile uint32_t *) (uintptr_t) addr = v; }
+static inline void mmio_write16(uint64_t addr, uint16_t v) { *(volatile uint16_t *) (uintptr_t) addr = v; }
 static inline void mmio_write8(uint64_t addr, uint8_t v) { *(volatile uint8_t *) (uintptr_t) addr = v; }
 
 static inline uint64_t rdmsr(uint32_t msr) {

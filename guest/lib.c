@@ -66,6 +66,33 @@ size_t strlcpy(char *dst, const char *src, size_t size) {
         return n;
 }
 
+bool parse_u64(const char *s, uint64_t *ret) {
+        unsigned base = 10;
+        if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+                base = 16;
+                s += 2;
+        }
+        if (!*s)
+                return false;
+        uint64_t v = 0;
+        for (; *s; s++) {
+                unsigned d;
+                if (*s >= '0' && *s <= '9')
+                        d = *s - '0';
+                else if (base == 16 && *s >= 'a' && *s <= 'f')
+                        d = *s - 'a' + 10;
+                else if (base == 16 && *s >= 'A' && *s <= 'F')
+                        d = *s - 'A' + 10;
+                else
+                        return false;
+                if (v > (UINT64_MAX - d) / base)
+                        return false;
+                v = v * base + d;
+        }
+        *ret = v;
+        return true;
+}
+
 bool cmdline_get(const char *cmdline, const char *key, char *value, size_t size) {
         size_t klen = strlen(key);
         const char *p = cmdline;

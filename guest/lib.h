@@ -24,5 +24,8 @@ size_t strlcpy(char *dst, const char *src, size_t size);
 void kvprintf(const char *fmt, va_list ap);
 void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A decimal or 0x-prefixed hexadecimal number; false on junk or overflow. */
+bool parse_u64(const char *s, uint64_t *ret);
+
 /* Finds "key=value" in a space-separated command line; copies the value. */
 bool cmdline_get(const char *cmdline, const char *key, char *value, size_t size);

@@ -8,9 +8,11 @@
 #include "cpu.h"
 #include "io.h"
 #include "lib.h"
+#include "pci.h"
 #include "pm.h"
 #include "shell.h"
 #include "smp.h"
+#include "virtio-pci.h"
 
 #define READY_MARKER "POLYVM-GUEST-READY"
 
@@ -86,6 +88,9 @@ void kmain(unsigned entry, uint64_t info) {
 
         smp_boot();
         kprintf("smp: %u of %u cpus up (bsp apic id %u)\n", cpus_up, acpi.n_cpus ? acpi.n_cpus : 1, lapic_id());
+
+        pci_init();
+        virtio_probe_all();
 
         console_puts(READY_MARKER "\n");
 

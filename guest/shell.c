@@ -6,13 +6,16 @@
 #include "cpu.h"
 #include "io.h"
 #include "lib.h"
+#include "pci.h"
 #include "pm.h"
 #include "shell.h"
 #include "smp.h"
 #include "user.h"
+#include "virtio.h"
 
 #define LINE_MAX 128
 #define PROMPT "tg> "
+#define MAX_ARGS 8
 /* A VMM acts on a power or reset write asynchronously (QEMU finishes the
  * vCPU's time slice first); give it this long before calling it failed. */
 #define VMM_GRACE_NS 2000000000ULL
@@ -27,7 +30,10 @@ static void cmd_help(void) {
                      "  user      run a loop at CPL 3 and come back\n"
                      "  pm        PM1a_STS, PM1a_EN and PM1a_CNT\n"
                      "  poweroff  ACPI S5 (PM1a_CNT, or SLEEP_CONTROL_REG)\n"
-                     "  reboot    FADT reset register, else the 8042\n");
+                     "  reboot    FADT reset register, else the 8042\n"
+                     "  pci       PCI functions on bus 0 with their BARs\n"
+                     "  rng N     N bytes from virtio-rng\n"
+                     "  blk       virtio-blk: blk [DISK] [info|read|write|verify|flush] ...\n");
 }
 
 static void cmd_e820(void) {
@@ -76,7 +82,26 @@ static void cmd_reboot(void) {
         console_puts("reboot: failed\n");
 }
 
-static void run_command(const char *line) {
+/* Splits line in place at spaces; returns the number of words, or max + 1
+ * if there are more than max. */
+static int split_words(char *line, char **argv, int max) {
+        int argc = 0;
+        for (;;) {
+                while (*line == ' ')
+                        line++;
+                if (!*line)
+                        return argc;
+                if (argc == max)
+                        return max + 1;
+                argv[argc++] = line;
+                while (*line && *line != ' ')
+                        line++;
+                if (*line)
+                        *line++ = 0;
+        }
+}
+
+static void run_command(char *line) {
         while (*line == ' ')
                 line++;
         char cmd[LINE_MAX];
@@ -107,6 +132,18 @@ static void run_command(const char *line) {
                 shell_poweroff();
         else if (strcmp(cmd, "reboot") == 0)
                 cmd_reboot();
+        else if (strcmp(cmd, "pci") == 0)
+                pci_dump();
+        else if (strcmp(cmd, "rng") == 0 || strcmp(cmd, "blk") == 0) {
+                char *argv[MAX_ARGS];
+                int argc = split_words(line, argv, MAX_ARGS);
+                if (argc > MAX_ARGS)
+                        console_puts("too many arguments\n");
+                else if (cmd[0] == 'r')
+                        virtio_rng_cmd(argc, argv);
+                else
+                        virtio_blk_cmd(argc, argv);
+        }
         else
                 kprintf("unknown command: %s\n", cmd);
 }

@@ -48,6 +48,23 @@ static struct idt_gate idt[256] __attribute__((aligned(16)));
 static struct tss64 tss __attribute__((aligned(16)));
 volatile uint32_t irq_count;
 
+struct irq_slot {
+        irq_handler_t fn;
+        void *arg;
+};
+static struct irq_slot irq_slots[VEC_DYN_LAST - VEC_DYN_FIRST + 1];
+static unsigned irq_next = VEC_DYN_FIRST;
+
+unsigned irq_alloc_vectors(unsigned n, irq_handler_t fn, void *arg) {
+        if (n == 0 || n > VEC_DYN_LAST + 1 - irq_next)
+                return 0;
+        unsigned first = irq_next;
+        for (unsigned i = 0; i < n; i++)
+                irq_slots[first + i - VEC_DYN_FIRST] = (struct irq_slot) { fn, arg };
+        irq_next += n;
+        return first;
+}
+
 void paging_init(void) {
         /* The same map head.S builds for PVH, plus uncached MMIO; this is
          * what the bzImage entry switches to from the loader's tables. */
@@ -141,6 +158,13 @@ void trap_dispatch(struct trap_frame *f) {
         case VEC_SPURIOUS:
                 break; /* no EOI for the spurious vector */
         default:
+                /* Dynamic vectors (MSI-X, PCI INTx): a level-triggered
+                 * source is acknowledged by its handler before the EOI. */
+                if (f->vector >= VEC_DYN_FIRST && f->vector <= VEC_DYN_LAST) {
+                        const struct irq_slot *s = &irq_slots[f->vector - VEC_DYN_FIRST];
+                        if (s->fn)
+                                s->fn(s->arg, f->vector);
+                }
                 lapic_eoi();
                 break;
         }

@@ -62,26 +62,29 @@ static int vcpu_setup_lapic(struct vcpu *v) {
 }
 
 static int vcpu_setup_msrs(struct vcpu *v) {
-        struct {
-                struct kvm_msrs header;
-                struct kvm_msr_entry entries[1];
-        } msrs = {
-                .header.nmsrs = 1,
-                .entries[0] = { .index = MSR_IA32_MISC_ENABLE, .data = MSR_IA32_MISC_ENABLE_FAST_STRING },
-        };
+        /* struct kvm_msrs ends in a flexible array: room for one entry. */
+        union {
+                struct kvm_msrs msrs;
+                uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+        } u = {};
+        struct kvm_msrs *msrs = &u.msrs;
         int r;
+
+        msrs->nmsrs = 1;
+        msrs->entries[0] = (struct kvm_msr_entry) { .index = MSR_IA32_MISC_ENABLE,
+                                                    .data = MSR_IA32_MISC_ENABLE_FAST_STRING };
 
         /* Add fast strings to what KVM's reset put there (BTS and PEBS
          * unavailable, x86.c kvm_vcpu_reset) rather than clearing those:
          * a guest seeing DS in CPUID would believe in BTS/PEBS. GET returns
          * how many it read. */
-        if (ioctl(v->fd, KVM_GET_MSRS, &msrs) == 1)
-                msrs.entries[0].data |= MSR_IA32_MISC_ENABLE_FAST_STRING;
+        if (ioctl(v->fd, KVM_GET_MSRS, msrs) == 1)
+                msrs->entries[0].data |= MSR_IA32_MISC_ENABLE_FAST_STRING;
         else
-                msrs.entries[0].data = MSR_IA32_MISC_ENABLE_FAST_STRING;
+                msrs->entries[0].data = MSR_IA32_MISC_ENABLE_FAST_STRING;
 
         /* KVM_SET_MSRS returns how many it set: stops at the first refused. */
-        r = ioctl(v->fd, KVM_SET_MSRS, &msrs);
+        r = ioctl(v->fd, KVM_SET_MSRS, msrs);
         if (r < 0)
                 return log_error_errno(errno, "Failed to set MSRs of vCPU %u: %m", v->index);
         if (r != 1)

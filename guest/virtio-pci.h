@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The virtio 1.2 PCI transport, modern interface only (4.1), driven the
+ * way Linux's virtio_pci_modern does it, with split virtqueues (2.7) in
+ * guest memory. Requests are synchronous: one chain in flight per queue,
+ * the caller waits for it in `hlt`. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pci.h"
+
+#define VIRTIO_PCI_VENDOR 0x1af4
+#define VIRTIO_ID_NET 1
+#define VIRTIO_ID_BLOCK 2
+#define VIRTIO_ID_CONSOLE 3
+#define VIRTIO_ID_ENTROPY 4
+
+#define VIRTIO_F_VERSION_1 32
+
+#define VIRTIO_MAX_DEVS 8
+#define VIRTIO_MAX_QUEUES 2
+#define VQ_MAX_SIZE 128 /* one 4 KiB page holds the three areas */
+
+#define VIRTQ_DESC_F_NEXT 1
+#define VIRTQ_DESC_F_WRITE 2
+
+struct virtq_desc {
+        uint64_t addr;
+        uint32_t len;
+        uint16_t flags;
+        uint16_t next;
+};
+
+struct virtq_used_elem {
+        uint32_t id;
+        uint32_t len;
+};
+
+enum virtio_irq_mode {
+        VIRTIO_IRQ_MSIX,        /* vector 0 config, vector 1+i queue i */
+        VIRTIO_IRQ_MSIX_SHARED, /* vector 0 config, vector 1 all queues */
+        VIRTIO_IRQ_INTX,        /* the PCI pin through the IOAPIC, ISR read-to-clear */
+        VIRTIO_IRQ_POLL,        /* no interrupt: the used ring is polled */
+};
+
+struct virtio_dev;
+
+struct virtqueue {
+        struct virtio_dev *dev;
+        uint16_t index;
+        uint16_t size;
+        struct virtq_desc *desc;
+        volatile uint16_t *avail; /* flags, idx, ring[size] */
+        volatile uint16_t *used;  /* flags, idx, then virtq_used_elem[size] */
+        uint16_t free_head;
+        uint16_t num_free;
+        uint16_t avail_idx;
+        uint16_t last_used;
+        uint64_t notify_addr;
+        uint16_t msix_vector;    /* as the device read it back; 0xffff none */
+        volatile uint32_t irqs;  /* interrupts that concerned this queue */
+        const char *broken;      /* why the queue is no longer used */
+};
+
+struct virtio_dev {
+        struct pci_dev *pci;
+        const char *name; /* "virtio-blk", for messages */
+        uint16_t id;      /* virtio device id */
+        uint64_t common, notify, isr, device_cfg;
+        uint32_t notify_mult, notify_len, device_cfg_len;
+        uint64_t device_features, features;
+        enum virtio_irq_mode irq_mode;
+        unsigned vector_base; /* first IDT vector for MSI-X */
+        uint8_t msix_cap;
+        uint16_t msix_table_size;
+        uint64_t msix_table;
+        uint32_t gsi; /* INTx */
+        volatile uint32_t config_irqs;
+        struct virtqueue vqs[VIRTIO_MAX_QUEUES];
+        unsigned n_vqs;
+};
+
+/* One buffer of a chain; `write` means device-writable. */
+struct vq_buf {
+        void *addr;
+        uint32_t len;
+        bool write;
+};
+
+/* What a device driver offers: the id it handles and its probe. */
+struct virtio_driver {
+        uint16_t id;
+        const char *name;
+        void (*probe)(struct pci_dev *pci);
+};
+
+/* Finds the virtio functions among pci_devs, names them and hands each to
+ * its driver. */
+void virtio_probe_all(void);
+
+/* Claims pci as a modern virtio device and brings it up to DRIVER_OK
+ * (3.1.1) with n_vqs queues and the features in `wanted` that the device
+ * offers (VERSION_1 is required). Refuses loudly (a `NAME: ...` line) and
+ * returns false if anything is off. */
+bool virtio_pci_setup(struct virtio_dev *v, struct pci_dev *pci, const char *name, uint64_t wanted, unsigned n_vqs);
+
+static inline bool virtio_has(const struct virtio_dev *v, unsigned bit) {
+        return v->features >> bit & 1;
+}
+
+/* Reads the device config at off through config_generation (read before
+ * and after, retried until equal). len is 1, 2, 4 or 8. False if out of
+ * the device config structure. */
+bool virtio_cfg_read(struct virtio_dev *v, uint32_t off, void *buf, uint32_t len);
+
+/* Puts one chain (the readable buffers first), notifies the device and
+ * waits for it to come back: up to timeout_ns, then for its interrupt if
+ * the device has one. Returns the used length, or -1 after printing why. */
+int64_t vq_submit_wait(struct virtqueue *q, const struct vq_buf *bufs, unsigned n, uint64_t timeout_ns);
+
+const char *virtio_irq_mode_name(enum virtio_irq_mode m);
