@@ -63,7 +63,7 @@ static json_object *device_value(const char *v) {
         return json_object_new_string(v);
 }
 
-static int build_device(const char *spec, json_object **ret, char *err, size_t errlen) {
+static int build_device(const char *spec, const char *cwd, json_object **ret, char *err, size_t errlen) {
         _cleanup_(json_object_putp) json_object *d = NULL;
         _cleanup_free_ char *copy = NULL;
         char *save = NULL, *tok;
@@ -95,7 +95,11 @@ static int build_device(const char *spec, json_object **ret, char *err, size_t e
                         snprintf(err, errlen, "--device: key '%s' given twice in '%s'", tok, spec);
                         return -EINVAL;
                 }
-                r = add_object(d, tok, device_value(eq + 1));
+                /* "path" names a host file (a disk image): absolute, as kernel's. */
+                if (strcmp(tok, "path") == 0)
+                        r = add_path(d, tok, eq + 1, cwd);
+                else
+                        r = add_object(d, tok, device_value(eq + 1));
                 if (r < 0)
                         return r;
         }
@@ -149,7 +153,7 @@ int ctl_run_config_build(const struct ctl_run_options *o, const char *cwd, char 
                 for (size_t i = 0; i < o->n_devices; i++) {
                         json_object *d;
 
-                        r = build_device(o->devices[i], &d, err, errlen);
+                        r = build_device(o->devices[i], cwd, &d, err, errlen);
                         if (r < 0)
                                 return r;
                         if (json_object_array_add(devices, d) < 0) {

@@ -11,7 +11,8 @@
 /* Builds the config JSON text into *ret (malloc'd). Relative paths are made
  * absolute against cwd. A device "KIND,KEY=VALUE,..." becomes
  * {"kind": KIND, KEY: VALUE, ...}; VALUE is a number if it is all digits,
- * a boolean if true/false, else a string. Returns -EINVAL with a message in
+ * a boolean if true/false, else a string; a relative "path" (a disk image)
+ * is made absolute like the kernel's. Returns -EINVAL with a message in
  * err for a malformed --device, -ENOMEM on allocation failure. */
 int ctl_run_config_build(const struct ctl_run_options *o, const char *cwd, char **ret, char *err, size_t errlen);
 

@@ -97,6 +97,15 @@ static void test_device_keys_and_typed_values(void) {
         json_object_put(c);
 }
 
+static void test_relative_disk_path_becomes_absolute(void) {
+        struct ctl_run_options o = { .kernel = "/k", .devices = { "virtio-blk,path=img/d.img" }, .n_devices = 1 };
+        json_object *c = build(&o, "/srv/vms"), *devs;
+
+        g_assert_true(json_object_object_get_ex(c, "devices", &devs));
+        g_assert_cmpstr(get_string(json_object_array_get_idx(devs, 0), "path"), ==, "/srv/vms/img/d.img");
+        json_object_put(c);
+}
+
 static void assert_device_error(const char *spec, const char *want) {
         struct ctl_run_options o = { .kernel = "/k", .devices = { spec }, .n_devices = 1 };
         char *text = NULL, err[512] = "";
@@ -176,6 +185,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/polyvmctl/config/full-config-uses-launcher-field-names", test_full_config_uses_launcher_field_names);
         g_test_add_func("/polyvmctl/config/relative-paths-become-absolute", test_relative_paths_become_absolute);
         g_test_add_func("/polyvmctl/config/device-keys-and-typed-values", test_device_keys_and_typed_values);
+        g_test_add_func("/polyvmctl/config/relative-disk-path-becomes-absolute", test_relative_disk_path_becomes_absolute);
         g_test_add_func("/polyvmctl/config/bad-device-specs-are-named", test_bad_device_specs_are_named);
         g_test_add_func("/polyvmctl/config/missing-kernel-is-an-error", test_missing_kernel_is_an_error);
         g_test_add_func("/polyvmctl/config/default-name-is-valid-vm-name", test_default_name_is_valid_vm_name);
