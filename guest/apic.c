@@ -16,6 +16,7 @@
 #define LAPIC_LVT_LINT1 0x360
 #define LAPIC_LVT_ERROR 0x370
 #define LAPIC_TIMER_INIT 0x380
+#define LAPIC_TIMER_CUR 0x390
 #define LAPIC_TIMER_DIV 0x3e0
 
 #define SVR_ENABLE 0x100
@@ -36,6 +37,7 @@
 
 static uint64_t lapic_base = 0xfee00000;
 static volatile bool timer_expired;
+uint64_t wait_last_ns;
 
 static uint32_t lapic_read(uint32_t reg) { return mmio_read32(lapic_base + reg); }
 static void lapic_write(uint32_t reg, uint32_t v) { mmio_write32(lapic_base + reg, v); }
@@ -134,6 +136,8 @@ bool wait_until(bool (*done)(void), uint64_t ns) {
                         break;
                 cpu_wait(snap);
         }
+        uint32_t init = lapic_read(LAPIC_TIMER_INIT), cur = lapic_read(LAPIC_TIMER_CUR);
+        wait_last_ns = timer_expired ? init : init - cur;
         lapic_write(LAPIC_TIMER_INIT, 0);
         return r;
 }

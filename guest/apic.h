@@ -27,4 +27,6 @@ void apic_timer_irq(void);
 /* Sleeps until done() is true or ns pass (LAPIC timer at 1 GHz, which is
  * what KVM and QEMU emulate). Returns done()'s final value. */
 bool wait_until(bool (*done)(void), uint64_t ns);
+/* How long the last wait_until() took, in ns (from the timer's count). */
+extern uint64_t wait_last_ns;
 void sleep_ns(uint64_t ns);

@@ -15,7 +15,7 @@
 
 #define LINE_MAX 128
 #define PROMPT "tg> "
-#define MAX_ARGS 8
+#define MAX_ARGS 32
 /* A VMM acts on a power or reset write asynchronously (QEMU finishes the
  * vCPU's time slice first); give it this long before calling it failed. */
 #define VMM_GRACE_NS 2000000000ULL
@@ -33,7 +33,9 @@ static void cmd_help(void) {
                      "  reboot    FADT reset register, else the 8042\n"
                      "  pci       PCI functions on bus 0 with their BARs\n"
                      "  rng N     N bytes from virtio-rng\n"
-                     "  blk       virtio-blk: blk [DISK] [info|read|write|verify|flush] ...\n");
+                     "  blk       virtio-blk: blk [DISK] [info|read|write|verify|flush] ...\n"
+                     "  net       virtio-net: net [info|addr|ping|udp send|udp recv] ...\n"
+                     "  vcon      virtio-console: vcon [info|write TEXT|read [N] [TIMEOUT_MS]]\n");
 }
 
 static void cmd_e820(void) {
@@ -134,15 +136,20 @@ static void run_command(char *line) {
                 cmd_reboot();
         else if (strcmp(cmd, "pci") == 0)
                 pci_dump();
-        else if (strcmp(cmd, "rng") == 0 || strcmp(cmd, "blk") == 0) {
+        else if (strcmp(cmd, "rng") == 0 || strcmp(cmd, "blk") == 0 || strcmp(cmd, "net") == 0 ||
+                 strcmp(cmd, "vcon") == 0) {
                 char *argv[MAX_ARGS];
                 int argc = split_words(line, argv, MAX_ARGS);
                 if (argc > MAX_ARGS)
                         console_puts("too many arguments\n");
-                else if (cmd[0] == 'r')
+                else if (strcmp(cmd, "rng") == 0)
                         virtio_rng_cmd(argc, argv);
-                else
+                else if (strcmp(cmd, "blk") == 0)
                         virtio_blk_cmd(argc, argv);
+                else if (strcmp(cmd, "net") == 0)
+                        virtio_net_cmd(argc, argv);
+                else
+                        virtio_console_cmd(argc, argv);
         }
         else
                 kprintf("unknown command: %s\n", cmd);
@@ -157,6 +164,9 @@ void shell_run(void) {
         for (;;) {
                 uint32_t snap = irq_count;
                 char c;
+                /* The network answers ARP and pings while the shell waits:
+                 * its queue interrupts wake this loop. */
+                virtio_net_poll();
                 if (pm_take_button_press()) {
                         console_puts("\npower button pressed\n");
                         shell_poweroff();

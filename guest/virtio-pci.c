@@ -73,6 +73,8 @@ enum setup_result { SETUP_OK, SETUP_FAILED, SETUP_VECTOR_REFUSED };
 static const struct virtio_driver *const drivers[] = {
         &virtio_rng_driver,
         &virtio_blk_driver,
+        &virtio_net_driver,
+        &virtio_console_driver,
 };
 
 static struct virtio_dev *intx_devs[VIRTIO_MAX_DEVS];
@@ -346,6 +348,7 @@ static enum setup_result queue_setup(struct virtio_dev *v, unsigned i, const uin
         q->size = size;
         for (uint16_t k = 0; k < size; k++)
                 q->desc[k].next = k + 1;
+        memset(q->chain_len, 0, sizeof(q->chain_len));
         q->free_head = 0;
         q->num_free = size;
         q->avail_idx = q->last_used = 0;
@@ -534,16 +537,57 @@ static bool wait_poll(bool (*done)(void), uint64_t ns) {
         return done();
 }
 
-static void free_chain(struct virtqueue *q, uint16_t head) {
-        uint16_t last = head;
-        unsigned n = 1;
-        while (q->desc[last].flags & VIRTQ_DESC_F_NEXT && n < q->size) {
-                last = q->desc[last].next;
-                n++;
+int vq_add(struct virtqueue *q, const struct vq_buf *bufs, unsigned n) {
+        if (q->broken || n == 0 || n > q->num_free)
+                return -1;
+        uint16_t head = q->free_head, idx = head;
+        for (unsigned i = 0; i < n; i++) {
+                struct virtq_desc *d = &q->desc[idx];
+                d->addr = (uintptr_t) bufs[i].addr;
+                d->len = bufs[i].len;
+                d->flags = (bufs[i].write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
+                if (i + 1 < n)
+                        idx = d->next;
         }
+        q->free_head = q->desc[idx].next;
+        q->num_free -= n;
+        q->chain_len[head] = n;
+
+        q->avail[2 + q->avail_idx % q->size] = head;
+        barrier(); /* x86 keeps stores in order; the compiler must too */
+        q->avail[1] = ++q->avail_idx;
+        return head;
+}
+
+void vq_kick(struct virtqueue *q) {
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        mmio_write16(q->notify_addr, q->index);
+}
+
+bool vq_get_used(struct virtqueue *q, uint16_t *ret_id, uint32_t *ret_len) {
+        if (q->broken || used_idx(q) == q->last_used)
+                return false;
+        barrier();
+        const volatile struct virtq_used_elem *ring = (const volatile struct virtq_used_elem *) (q->used + 2);
+        struct virtq_used_elem e = { ring[q->last_used % q->size].id, ring[q->last_used % q->size].len };
+        q->last_used++;
+        if (e.id >= q->size || q->chain_len[e.id] == 0) {
+                kprintf("%s: queue %u: the device returned id %u, which is not in flight\n", q->dev->name, q->index,
+                        e.id);
+                q->broken = "the device returned a wrong id";
+                return false;
+        }
+        /* The chain is walked by its recorded length, not by the device-visible flags. */
+        uint16_t last = e.id;
+        for (unsigned k = 1; k < q->chain_len[e.id]; k++)
+                last = q->desc[last].next;
         q->desc[last].next = q->free_head;
-        q->free_head = head;
-        q->num_free += n;
+        q->free_head = e.id;
+        q->num_free += q->chain_len[e.id];
+        q->chain_len[e.id] = 0;
+        *ret_id = e.id;
+        *ret_len = e.len;
+        return true;
 }
 
 int64_t vq_submit_wait(struct virtqueue *q, const struct vq_buf *bufs, unsigned n, uint64_t timeout_ns) {
@@ -556,25 +600,10 @@ int64_t vq_submit_wait(struct virtqueue *q, const struct vq_buf *bufs, unsigned 
                 kprintf("%s: queue %u: %u descriptors needed, %u free\n", v->name, q->index, n, q->num_free);
                 return -1;
         }
-        uint16_t head = q->free_head, idx = head;
-        for (unsigned i = 0; i < n; i++) {
-                struct virtq_desc *d = &q->desc[idx];
-                d->addr = (uintptr_t) bufs[i].addr;
-                d->len = bufs[i].len;
-                d->flags = (bufs[i].write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
-                if (i + 1 < n)
-                        idx = d->next;
-        }
-        q->free_head = q->desc[idx].next;
-        q->num_free -= n;
-
         waiting_q = q;
         waiting_irqs = q->irqs;
-        q->avail[2 + q->avail_idx % q->size] = head;
-        barrier(); /* x86 keeps stores in order; the compiler must too */
-        q->avail[1] = ++q->avail_idx;
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        mmio_write16(q->notify_addr, q->index);
+        int head = vq_add(q, bufs, n);
+        vq_kick(q);
 
         bool done = v->irq_mode == VIRTIO_IRQ_POLL ? wait_poll(used_moved, timeout_ns)
                                                    : wait_until(used_moved, timeout_ns);
@@ -584,23 +613,22 @@ int64_t vq_submit_wait(struct virtqueue *q, const struct vq_buf *bufs, unsigned 
                 q->broken = "a request timed out";
                 return -1;
         }
-        barrier();
-        const volatile struct virtq_used_elem *ring = (const volatile struct virtq_used_elem *) (q->used + 2);
-        struct virtq_used_elem e = { ring[q->last_used % q->size].id, ring[q->last_used % q->size].len };
-        q->last_used++;
-        if (e.id != head) {
-                kprintf("%s: queue %u: the device returned id %u, %u was in flight\n", v->name, q->index, e.id, head);
+        uint16_t id;
+        uint32_t len;
+        if (!vq_get_used(q, &id, &len))
+                return -1;
+        if (id != head) {
+                kprintf("%s: queue %u: the device returned id %u, %d was in flight\n", v->name, q->index, id, head);
                 q->broken = "the device returned a wrong id";
                 return -1;
         }
-        free_chain(q, head);
 
         if (v->irq_mode != VIRTIO_IRQ_POLL && !irq_moved() && !wait_until(irq_moved, IRQ_AFTER_USED_NS)) {
                 kprintf("%s: queue %u: completion without an interrupt (%s)\n", v->name, q->index,
                         virtio_irq_mode_name(v->irq_mode));
                 return -1;
         }
-        return e.len;
+        return len;
 }
 
 static const char *virtio_kind(uint16_t id) {

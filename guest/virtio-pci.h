@@ -3,8 +3,9 @@
 
 /* The virtio 1.2 PCI transport, modern interface only (4.1), driven the
  * way Linux's virtio_pci_modern does it, with split virtqueues (2.7) in
- * guest memory. Requests are synchronous: one chain in flight per queue,
- * the caller waits for it in `hlt`. */
+ * guest memory. Either synchronous (vq_submit_wait: one chain, the caller
+ * waits for it in `hlt`) or asynchronous (vq_add + vq_kick, vq_get_used
+ * polled from the idle loop: network receive buffers stay posted). */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -59,6 +60,7 @@ struct virtqueue {
         uint16_t avail_idx;
         uint16_t last_used;
         uint64_t notify_addr;
+        uint8_t chain_len[VQ_MAX_SIZE]; /* per head in flight; 0 = not in flight */
         uint16_t msix_vector;    /* as the device read it back; 0xffff none */
         volatile uint32_t irqs;  /* interrupts that concerned this queue */
         const char *broken;      /* why the queue is no longer used */
@@ -119,5 +121,16 @@ bool virtio_cfg_read(struct virtio_dev *v, uint32_t off, void *buf, uint32_t len
  * waits for it to come back: up to timeout_ns, then for its interrupt if
  * the device has one. Returns the used length, or -1 after printing why. */
 int64_t vq_submit_wait(struct virtqueue *q, const struct vq_buf *bufs, unsigned n, uint64_t timeout_ns);
+
+/* Puts one chain (the readable buffers first) on the available ring
+ * without notifying or waiting. Returns its head, the id the used ring
+ * will name, or -1 (no room, or the queue is broken; nothing printed). */
+int vq_add(struct virtqueue *q, const struct vq_buf *bufs, unsigned n);
+/* Notifies the device of what vq_add() published. */
+void vq_kick(struct virtqueue *q);
+/* Takes the next used element, if any: its head and used length; the
+ * chain's descriptors are free again. An id that is not a head in flight
+ * marks the queue broken (printed) and returns false. */
+bool vq_get_used(struct virtqueue *q, uint16_t *ret_id, uint32_t *ret_len);
 
 const char *virtio_irq_mode_name(enum virtio_irq_mode m);
