@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -7,13 +8,12 @@
 #include "device-report.h"
 #include "macro.h"
 
-int device_report_send(int sock, enum device_report_type type, int fd) {
-        struct device_report r = { .magic = DEVICE_REPORT_MAGIC, .type = type };
+static int report_send(int sock, const void *msg, size_t len, int fd) {
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(sizeof(int))];
         } control = {};
-        struct iovec iov = { .iov_base = &r, .iov_len = sizeof(r) };
+        struct iovec iov = { .iov_base = (void *) msg, .iov_len = len };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
         if (fd >= 0) {
@@ -26,7 +26,7 @@ int device_report_send(int sock, enum device_report_type type, int fd) {
         }
         for (;;) {
                 ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-                if (n == (ssize_t) sizeof(r))
+                if (n == (ssize_t) len)
                         return 0;
                 if (n >= 0)
                         return -EIO;
@@ -35,19 +35,59 @@ int device_report_send(int sock, enum device_report_type type, int fd) {
         }
 }
 
-int device_report_recv(int sock, enum device_report_type *ret_type, int *ret_fd) {
-        struct device_report r;
+int device_report_send(int sock, enum device_report_type type, int fd) {
+        struct device_report r = { .magic = DEVICE_REPORT_MAGIC, .type = type };
+
+        if (type == DEVICE_REPORT_UFFD)
+                return -EINVAL; /* it has a body: device_report_send_uffd() */
+        return report_send(sock, &r, sizeof(r), fd);
+}
+
+int device_report_send_uffd(int sock, int uffd, uint64_t base, uint64_t size) {
+        struct device_report_uffd r = {
+                .header = { .magic = DEVICE_REPORT_MAGIC, .type = DEVICE_REPORT_UFFD },
+                .base = base,
+                .size = size,
+        };
+
+        if (uffd < 0)
+                return -EBADF;
+        return report_send(sock, &r, sizeof(r), uffd);
+}
+
+/* The size of a report of type, 0 for an unknown type. */
+static size_t report_size(uint32_t type) {
+        switch (type) {
+        case DEVICE_REPORT_GO:
+        case DEVICE_REPORT_LISTENER:
+        case DEVICE_REPORT_ACTIVE:
+                return sizeof(struct device_report);
+        case DEVICE_REPORT_UFFD:
+                return sizeof(struct device_report_uffd);
+        default:
+                return 0;
+        }
+}
+
+int device_report_receive(int sock, struct device_report_msg *ret) {
+        /* One byte more than the largest report, to see a long one. */
+        union {
+                struct device_report_uffd uffd;
+                uint8_t bytes[sizeof(struct device_report_uffd) + 1];
+        } buf;
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(sizeof(int) * 4)];
         } control;
-        struct iovec iov = { .iov_base = &r, .iov_len = sizeof(r) };
+        struct iovec iov = { .iov_base = &buf, .iov_len = sizeof(buf) };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
                              .msg_controllen = sizeof(control.buf) };
+        const struct device_report *h = &buf.uffd.header;
         int fds[4], n_fds = 0;
+        bool with_fd;
         ssize_t n;
 
-        *ret_fd = -1;
+        *ret = (struct device_report_msg) { .fd = -1 };
         do
                 n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
@@ -61,15 +101,32 @@ int device_report_recv(int sock, enum device_report_type *ret_type, int *ret_fd)
                         for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && n_fds < 4; i++)
                                 memcpy(&fds[n_fds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
 
-        if (n != (ssize_t) sizeof(r) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || r.magic != DEVICE_REPORT_MAGIC ||
-            (r.type != DEVICE_REPORT_GO && r.type != DEVICE_REPORT_LISTENER && r.type != DEVICE_REPORT_ACTIVE) ||
-            n_fds != (r.type == DEVICE_REPORT_LISTENER ? 1 : 0)) {
+        with_fd = n >= (ssize_t) sizeof(*h) && (h->type == DEVICE_REPORT_LISTENER || h->type == DEVICE_REPORT_UFFD);
+        if (n < (ssize_t) sizeof(*h) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || h->magic != DEVICE_REPORT_MAGIC ||
+            report_size(h->type) == 0 || (size_t) n != report_size(h->type) || n_fds != (with_fd ? 1 : 0)) {
                 for (int i = 0; i < n_fds; i++)
                         close(fds[i]);
                 return -EBADMSG;
         }
-        *ret_type = r.type;
+        ret->type = h->type;
         if (n_fds == 1)
-                *ret_fd = fds[0];
+                ret->fd = fds[0];
+        if (h->type == DEVICE_REPORT_UFFD) {
+                ret->base = buf.uffd.base;
+                ret->size = buf.uffd.size;
+        }
+        return 0;
+}
+
+int device_report_recv(int sock, enum device_report_type *ret_type, int *ret_fd) {
+        struct device_report_msg m;
+        int r;
+
+        *ret_fd = -1;
+        r = device_report_receive(sock, &m);
+        if (r < 0)
+                return r;
+        *ret_type = m.type;
+        *ret_fd = m.fd;
         return 0;
 }

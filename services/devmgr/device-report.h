@@ -2,12 +2,14 @@
 #pragma once
 
 /* The report channel from a device process to devmgr: a SOCK_SEQPACKET pair
- * made at spawn, apart from the endpoint. devmgr uses it to release the
- * child once its user namespace is mapped ("go", devmgr -> device); the
- * device sends its seccomp listener once, right after the filter is on and
- * before it reads any request, and a note when it is first activated.
- * Everything after the listener comes from a device that may be compromised:
- * it is advisory (State "active"), never trusted for enforcement. */
+ * made at spawn, apart from the endpoint, open for the device's life.
+ * devmgr uses it to release the child once its user namespace is mapped
+ * ("go", devmgr -> device); the device sends its seccomp listener once,
+ * right after the filter is on and before it reads any request, a note when
+ * it is first activated, and the userfaultfd guarding its mapping of guest
+ * memory when it maps it (device-memory.h). Everything after the listener
+ * comes from a device that may be compromised: it is advisory (State
+ * "active"; memmgr checks the uffd), never trusted for enforcement. */
 
 #include <stdint.h>
 
@@ -17,19 +19,46 @@ enum device_report_type {
         DEVICE_REPORT_GO = 1,       /* devmgr -> device: maps written, go on */
         DEVICE_REPORT_LISTENER = 2, /* device -> devmgr: seccomp listener fd */
         DEVICE_REPORT_ACTIVE = 3,   /* device -> devmgr: first Activate answered */
+        DEVICE_REPORT_UFFD = 4,     /* device -> devmgr: uffd fd + struct device_report_uffd */
 };
 
+/* Every report starts with this; only UFFD has a body. */
 struct device_report {
         uint32_t magic;
         uint32_t type;
 } __attribute__((packed));
 
-/* Sends one report, with fd (or -1). Only sendmsg(): it runs under the
- * seccomp baseline. Returns 0 or -errno. */
+/* DEVICE_REPORT_UFFD: where the device mapped guest memory (offset 0 of
+ * the memfd at base, size bytes), guarded by the uffd that comes with it. */
+struct device_report_uffd {
+        struct device_report header;
+        uint64_t base;
+        uint64_t size;
+} __attribute__((packed));
+
+/* What device_report_receive() got. */
+struct device_report_msg {
+        enum device_report_type type;
+        int fd;         /* LISTENER and UFFD; else -1 */
+        uint64_t base;  /* UFFD */
+        uint64_t size;  /* UFFD */
+};
+
+/* Sends one report without a body (not UFFD), with fd (or -1). Only
+ * sendmsg(): it runs under the seccomp baseline. Returns 0 or -errno. */
 int device_report_send(int sock, enum device_report_type type, int fd);
 
-/* Receives and checks one report: -EBADMSG for a wrong size, magic or type,
- * or an fd with any type but LISTENER (fds of a rejected report are
+/* Sends DEVICE_REPORT_UFFD with uffd; as device_report_send(). */
+int device_report_send_uffd(int sock, int uffd, uint64_t base, uint64_t size);
+
+/* Receives and checks one report: -EBADMSG for a size that is not its
+ * type's, a wrong magic or type, or fds other than exactly one with
+ * LISTENER and UFFD and none with the others (fds of a rejected report are
  * closed), -ECONNRESET on hang-up, -EAGAIN if nothing is there (the socket
- * is non-blocking) . *ret_fd is the listener, else -1. */
+ * is non-blocking). Checks only the shape: what the fd is and whether base
+ * and size make sense is the receiver's to judge. */
+int device_report_receive(int sock, struct device_report_msg *ret);
+
+/* device_report_receive() for the reports without a body; *ret_fd is the
+ * listener (or a UFFD report's uffd), else -1. */
 int device_report_recv(int sock, enum device_report_type *ret_type, int *ret_fd);

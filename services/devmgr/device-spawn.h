@@ -12,6 +12,7 @@ struct device_process {
         pid_t pid;    /* direct child of the caller (to be reaped), pid 1 of its namespace */
         int endpoint; /* the launcher's end of the device protocol */
         int report;   /* devmgr's end of the report channel (device-report.h) */
+        int log;      /* the read end of its stderr (device-log.h) */
         bool userns;  /* whether it got a user namespace (the host may refuse one) */
 };
 

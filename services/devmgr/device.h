@@ -23,6 +23,14 @@ struct device_kind {
          * that map guest memory) and open fds (0: JAIL_NOFILE_DEFAULT). */
         uint64_t rlimit_as;
         unsigned rlimit_nofile;
+        /* Whether it maps guest memory (PROTO_FD_MEMORY, device_memory_map()
+         * in device-memory.h): then devmgr opens /dev/userfaultfd for it
+         * before the fork and its seccomp filter allows the few ioctls that
+         * make and register its userfaultfd (docs/devmgr.md). */
+        bool maps_guest_memory;
+        /* Tasks of the device's uid, itself and its threads included (0:
+         * it starts none; RLIMIT_NPROC also counts threads). */
+        unsigned rlimit_nproc;
 
         /* Validates config (a JSON object) and builds the device state. Runs
          * in devmgr before the fork, so bad config is a D-Bus error; on

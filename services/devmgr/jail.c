@@ -167,8 +167,12 @@ static int jail_rlimits(const struct jail_config *c) {
         } limits[] = {
                 { RLIMIT_CORE, 0 }, /* no core dumps of guest-facing code */
                 { RLIMIT_NOFILE, c->rlimit_nofile ?: JAIL_NOFILE_DEFAULT },
-                { RLIMIT_FSIZE, 0 }, /* it writes no files */
-                { RLIMIT_NPROC, 0 }, /* and starts no processes */
+                /* It writes no files (0); a kind with a backing file
+                 * writes inside it, never grows it (device-spawn.c). */
+                { RLIMIT_FSIZE, c->rlimit_fsize },
+                /* and starts no processes; threads count too, so a kind
+                 * with worker threads says how many tasks it runs. */
+                { RLIMIT_NPROC, c->rlimit_nproc },
                 { RLIMIT_MEMLOCK, 0 },
                 { RLIMIT_MSGQUEUE, 0 },
 #if !defined(__SANITIZE_ADDRESS__)

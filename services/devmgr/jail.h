@@ -40,6 +40,8 @@ struct jail_config {
         gid_t host_gid;
         uint64_t rlimit_as;     /* bytes; 0: no limit */
         unsigned rlimit_nofile; /* 0: JAIL_NOFILE_DEFAULT */
+        unsigned rlimit_nproc;  /* tasks (threads count) of its uid: 0 starts none */
+        uint64_t rlimit_fsize;  /* RLIMIT_FSIZE: how far it may write into a file (0: it writes none) */
 };
 
 /* clone() flags for the namespaces, with or without a user namespace. */

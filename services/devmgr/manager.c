@@ -6,17 +6,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <seccomp.h>
 #include <unistd.h>
 
 #include "bus-errors.h"
 #include "bus-util.h"
+#include "device-log.h"
 #include "device-report.h"
 #include "device-spawn.h"
 #include "json-util.h"
 #include "log.h"
 #include "manager.h"
+
+/* Where device uffds go (docs/memmgr.md). */
+#define MEMMGR_BUS_NAME "org.polyvm.MemoryManager1"
+#define MEMMGR_PATH "/org/polyvm/MemoryManager1"
 
 /* created: the process runs, jailed, waiting for Activate; active: it has
  * reported its first Activate (advisory: the device says so itself). */
@@ -52,11 +58,15 @@ struct managed_device {
         char *exit_reason;
         char *violation; /* the system call the seccomp listener reported */
         sd_event_source *child_source;
+        struct device_log *log; /* its stderr */
         int report_fd; /* device-report.h */
         sd_event_source *report_source;
         int listener_fd; /* the device's seccomp listener */
         sd_event_source *listener_source;
         sd_bus_track *track; /* the caller that created it */
+        int pidfd; /* of the process, opened while it was our unreaped child */
+        bool uffd_reported; /* its guest-memory uffd came (once per device) */
+        sd_bus_slot *uffd_call; /* RegisterDeviceUffd in flight */
 };
 
 static struct managed_device *device_by_path(struct manager *m, const char *path) {
@@ -68,6 +78,7 @@ static struct managed_device *device_by_path(struct manager *m, const char *path
 
 /* The report channel and the listener are of no use once the process is gone. */
 static void device_close_channels(struct managed_device *d) {
+        d->log = device_log_free(d->log);
         d->report_source = sd_event_source_disable_unref(d->report_source);
         d->report_fd = safe_close(d->report_fd);
         d->listener_source = sd_event_source_disable_unref(d->listener_source);
@@ -94,6 +105,8 @@ static void device_free(struct managed_device *d) {
         if (!d)
                 return;
         device_kill(d);
+        sd_bus_slot_unref(d->uffd_call);
+        safe_close(d->pidfd);
         sd_bus_track_unref(d->track);
         free(d->path);
         free(d->vm);
@@ -222,8 +235,69 @@ static bool fd_is_seccomp_listener(int fd) {
         return strcmp(target, "anon_inode:seccomp notify") == 0;
 }
 
-static void device_handle_report(struct managed_device *d, enum device_report_type type, int fd) {
+static bool fd_is_uffd(int fd) {
+        char path[64], target[64];
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n = readlink(path, target, sizeof(target) - 1);
+        if (n < 0)
+                return false;
+        target[n] = 0;
+        return strcmp(target, "anon_inode:[userfaultfd]") == 0;
+}
+
+static int on_uffd_registered(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct managed_device *d = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint32_t index;
+        int is_static;
+
+        d->uffd_call = sd_bus_slot_unref(d->uffd_call);
+        if (e) {
+                log_warning("memmgr did not take the guest-memory uffd of %s (%s, VM %s), swapping the VM out is "
+                            "refused or unsafe for it: %s", d->path, d->kind->name, d->vm, e->message ?: e->name);
+                return 0;
+        }
+        if (sd_bus_message_read(reply, "ub", &index, &is_static) > 0)
+                log_info("memmgr guards the guest memory of %s (VM %s) as uffd %" PRIu32 " (%s).", d->path, d->vm,
+                         index, is_static ? "static" : "dynamic");
+        return 0;
+}
+
+/* The device mapped guest memory and sends the uffd guarding it: memmgr
+ * gets it with the pidfd we hold, which names the process for good. The
+ * device may be compromised: memmgr checks the uffd and the base again. */
+static void device_handle_uffd(struct managed_device *d, int fd, uint64_t base, uint64_t size) {
+        _cleanup_close_ int uffd = fd;
+        uint64_t page = (uint64_t) sysconf(_SC_PAGESIZE);
         int r;
+
+        if (!d->kind->maps_guest_memory || d->uffd_reported || !device_running(d->state) || !fd_is_uffd(uffd) ||
+            base == 0 || size == 0 || base % page != 0 || size % page != 0 || base + size < base) {
+                log_warning("Device %s sent an unexpected guest-memory uffd (base 0x%" PRIx64 ", %" PRIu64
+                            " bytes), ignored.", d->path, base, size);
+                return;
+        }
+        d->uffd_reported = true;
+        if (d->pidfd < 0) {
+                log_warning("No pidfd for %s: its guest-memory uffd cannot go to memmgr.", d->path);
+                return;
+        }
+        /* Asynchronous: memmgr may be slow or starting; the fds are
+         * copied into the message, so ours closes now. */
+        r = sd_bus_call_method_async(d->manager->bus, &d->uffd_call, MEMMGR_BUS_NAME, MEMMGR_PATH, MEMMGR_BUS_NAME,
+                                     "RegisterDeviceUffd", on_uffd_registered, d, "shht", d->vm, uffd, d->pidfd,
+                                     base);
+        if (r < 0)
+                log_warning_errno(r, "Failed to hand the guest-memory uffd of %s to memmgr: %m", d->path);
+        else
+                log_debug("Device %s mapped %" PRIu64 " bytes of guest memory at 0x%" PRIx64 ".", d->path, size, base);
+}
+
+static void device_handle_report(struct managed_device *d, const struct device_report_msg *msg) {
+        enum device_report_type type = msg->type;
+        int fd = msg->fd, r;
 
         switch (type) {
         case DEVICE_REPORT_LISTENER:
@@ -251,6 +325,9 @@ static void device_handle_report(struct managed_device *d, enum device_report_ty
                 if (r < 0)
                         log_warning_errno(r, "Failed to emit PropertiesChanged for %s: %m", d->path);
                 return;
+        case DEVICE_REPORT_UFFD:
+                device_handle_uffd(d, fd, msg->base, msg->size);
+                return;
         default:
                 safe_close(fd);
                 log_warning("Device %s sent an unexpected report %u, ignored.", d->path, (unsigned) type);
@@ -261,10 +338,10 @@ static void device_handle_report(struct managed_device *d, enum device_report_ty
 static void device_drain_reports(struct managed_device *d) {
         /* Bounded: a device cannot keep devmgr in here. */
         for (unsigned i = 0; d->report_fd >= 0 && i < 16; i++) {
-                enum device_report_type type;
-                int fd, r;
+                struct device_report_msg msg;
+                int r;
 
-                r = device_report_recv(d->report_fd, &type, &fd);
+                r = device_report_receive(d->report_fd, &msg);
                 if (r == -EAGAIN)
                         return;
                 if (r == -EBADMSG) {
@@ -276,7 +353,7 @@ static void device_drain_reports(struct managed_device *d) {
                         d->report_source = sd_event_source_disable_unref(d->report_source);
                         return;
                 }
-                device_handle_report(d, type, fd);
+                device_handle_report(d, &msg);
         }
 }
 
@@ -382,6 +459,7 @@ static int method_create_device(sd_bus_message *msg, void *userdata, sd_bus_erro
                 return sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "seccomp policy of %s: %s", kind->name, err);
         }
 
+        policy.uffd_ioctls = kind->maps_guest_memory;
         if (asprintf(&policy_path, "%s/%s.policy", m->seccomp_dir, kind->seccomp_policy) < 0) {
                 kind->destroy(dev);
                 return -ENOMEM;
@@ -394,6 +472,7 @@ static int method_create_device(sd_bus_message *msg, void *userdata, sd_bus_erro
                 .host_gid = JAIL_HOST_ID_BASE + m->next_id % JAIL_HOST_ID_COUNT,
                 .rlimit_as = kind->rlimit_as,
                 .rlimit_nofile = kind->rlimit_nofile,
+                .rlimit_nproc = kind->rlimit_nproc,
         };
         snprintf(name, sizeof(name), "%s#%u", kind->name, m->next_id);
         r = device_spawn(kind, dev, &policy, &jail, name, &proc);
@@ -410,6 +489,7 @@ static int method_create_device(sd_bus_message *msg, void *userdata, sd_bus_erro
                 kill(proc.pid, SIGKILL);
                 (void) waitpid(proc.pid, NULL, 0);
                 safe_close(proc.report);
+                safe_close(proc.log);
                 return -ENOMEM;
         }
         d->manager = m;
@@ -419,15 +499,23 @@ static int method_create_device(sd_bus_message *msg, void *userdata, sd_bus_erro
         d->userns = proc.userns;
         d->report_fd = proc.report;
         d->listener_fd = -1;
+        /* Our child, not reaped yet: the pidfd names exactly it. */
+        d->pidfd = (int) syscall(SYS_pidfd_open, proc.pid, 0);
+        if (d->pidfd < 0)
+                log_warning_errno(errno, "Failed to open a pidfd for device process %d: %m", (int) proc.pid);
         d->state = DEVICE_CREATED;
         d->vm = strdup(vm);
         d->seccomp_policy = TAKE_PTR(policy_path);
         if (asprintf(&d->path, DEVICE_PATH_PREFIX "/%u", d->id) < 0)
                 d->path = NULL;
         if (!d->vm || !d->path) {
+                safe_close(proc.log);
                 device_free(d);
                 return -ENOMEM;
         }
+        r = device_log_new(m->event, proc.log, d->path, &d->log);
+        if (r < 0)
+                log_warning_errno(r, "Failed to read the log of %s, it is lost: %m", d->path);
         d->next = m->devices;
         m->devices = d;
 

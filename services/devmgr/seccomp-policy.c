@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <limits.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +139,25 @@ int seccomp_policy_load(const char *dir, const char *name, struct seccomp_policy
  * before devmgr holds the listener. */
 static const char *const jail_baseline[] = { "sendmsg", "close", "brk", "munmap", "exit_group" };
 
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+/* ioctl() with exactly these requests (the kernel reads the request as 32
+ * bits, so only those are compared): whatever fd it is on, none of them
+ * does anything but on a userfaultfd or /dev/userfaultfd. */
+static int allow_uffd_ioctls(scmp_filter_ctx ctx) {
+        static const uint32_t requests[] = { USERFAULTFD_IOC_NEW, UFFDIO_API, UFFDIO_REGISTER };
+
+        for (size_t i = 0; i < ELEMENTSOF(requests); i++) {
+                int r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                                         SCMP_A1(SCMP_CMP_MASKED_EQ, UINT32_MAX, requests[i]));
+                if (r < 0 && r != -EEXIST)
+                        return r;
+        }
+        return 0;
+}
+
 int seccomp_policy_apply(const struct seccomp_policy *p, int *ret_listener) {
         scmp_filter_ctx ctx;
         int fd, r;
@@ -163,6 +184,13 @@ int seccomp_policy_apply(const struct seccomp_policy *p, int *ret_listener) {
                 if (r < 0 && r != -EEXIST) {
                         seccomp_release(ctx);
                         return log_error_errno(r, "Failed to allow system call %d: %m", nr);
+                }
+        }
+        if (p->uffd_ioctls) {
+                r = allow_uffd_ioctls(ctx);
+                if (r < 0) {
+                        seccomp_release(ctx);
+                        return log_error_errno(r, "Failed to allow the userfaultfd ioctls: %m");
                 }
         }
         r = seccomp_load(ctx);

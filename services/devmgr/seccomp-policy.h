@@ -6,12 +6,19 @@
  * checks it before forking, so a broken policy is an error on the bus, not a
  * dead device; the child only applies the resolved numbers. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct seccomp_policy {
         int *syscalls;
         size_t n;
+        /* Allow the ioctls that make and register a userfaultfd from an
+         * open /dev/userfaultfd (USERFAULTFD_IOC_NEW, UFFDIO_API,
+         * UFFDIO_REGISTER), and no other ioctl: set by devmgr for kinds
+         * that map guest memory (device-memory.h), not by the file, whose
+         * names cannot say which ioctls. */
+        bool uffd_ioctls;
 };
 
 void seccomp_policy_done(struct seccomp_policy *p);

@@ -213,6 +213,15 @@ static int take_uffd(int fd, sd_bus_error *error, int *ret) {
         return 0;
 }
 
+/* base is where the uffd's creator mapped guest offset 0. */
+static int check_base(struct vm_memory *vm, uint64_t base, sd_bus_error *error) {
+        if (base == 0 || base % vm->swap->page_size != 0 || base + vm->size < base)
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS,
+                                         "base: 0x%" PRIx64 " is not the page-aligned address of a mapping of %" PRIu64
+                                         " bytes", base, vm->size);
+        return 0;
+}
+
 static int reply_registered(sd_bus_message *msg, struct vm_memory *vm, uint32_t index, bool is_static) {
         struct uffd_entry *e = uffd_list_get(vm->uffds->list, index);
 
@@ -243,10 +252,9 @@ static int method_register_uffd(sd_bus_message *msg, void *userdata, sd_bus_erro
         if (vm->uffds)
                 return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE, "VM %s has its main uffd (index 0) already",
                                          name);
-        if (base == 0 || base % vm->swap->page_size != 0 || base + vm->size < base)
-                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS,
-                                         "base: 0x%" PRIx64 " is not the page-aligned address of a mapping of %" PRIu64
-                                         " bytes", base, vm->size);
+        r = check_base(vm, base, error);
+        if (r < 0)
+                return r;
         r = take_uffd(fd, error, &uffd);
         if (r < 0)
                 return r;
@@ -255,11 +263,11 @@ static int method_register_uffd(sd_bus_message *msg, void *userdata, sd_bus_erro
         if (sd_bus_query_sender_creds(msg, SD_BUS_CREDS_PID, &creds) >= 0)
                 (void) sd_bus_creds_get_pid(creds, &pid);
 
-        r = uffd_service_new(m->event, m->bus, vm->path, uffd, pid, &vm->uffds);
+        r = uffd_service_new(m->event, m->bus, vm->path, uffd, pid, base, &vm->uffds);
         if (r < 0)
                 return bus_error_from_errno(error, r, "Failed to watch the main uffd");
         TAKE_FD(uffd);
-        swap_attach(vm->swap, vm->uffds, base);
+        swap_attach(vm->swap, vm->uffds);
         (void) sd_bus_emit_properties_changed(m->bus, vm->path, MEMORY1_INTERFACE, "UffdCount", "Uffds", NULL);
         return reply_registered(msg, vm, 0, true);
 }
@@ -269,12 +277,14 @@ static int method_register_device_uffd(sd_bus_message *msg, void *userdata, sd_b
         struct manager *m = userdata;
         struct vm_memory *vm;
         const char *name;
+        uint64_t base;
         uint32_t index;
-        bool is_static;
+        bool is_static, registered;
+        char err[512] = "";
         pid_t pid;
         int fd, pfd, r;
 
-        r = sd_bus_message_read(msg, "shh", &name, &fd, &pfd);
+        r = sd_bus_message_read(msg, "shht", &name, &fd, &pfd, &base);
         if (r < 0)
                 return r;
         r = find_vm_or_error(m, name, error, &vm);
@@ -287,10 +297,9 @@ static int method_register_device_uffd(sd_bus_message *msg, void *userdata, sd_b
         if (!vm->uffds)
                 return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE,
                                          "VM %s has no main uffd yet: RegisterUffd comes first", name);
-        if (vm->swap->registered)
-                return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE,
-                                         "VM %s is swapped out (%s): register devices after SwapIn", name,
-                                         swap_state_to_string(vm->swap->state));
+        r = check_base(vm, base, error);
+        if (r < 0)
+                return r;
         /* The pid comes from the pidfd, which names the process for good:
          * no pid that could be reused between sending and receiving. */
         r = pidfd_get_pid(pfd, &pid);
@@ -308,8 +317,16 @@ static int method_register_device_uffd(sd_bus_message *msg, void *userdata, sd_b
         pidfd = fcntl(pfd, F_DUPFD_CLOEXEC, 3);
         if (pidfd < 0)
                 return bus_error_from_errno(error, -errno, "Failed to keep the pidfd");
+        /* Swapped out: its mapping is guarded before it joins the list
+         * (the device registered missing pages itself, so whatever it
+         * touched meanwhile waits in its uffd for us). */
+        r = swap_register_device(vm->swap, uffd, base, pid, &registered, err, sizeof(err));
+        if (r == -EINVAL || r == -ENOMEM || r == -EBUSY)
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS, "base: %s", err);
+        if (r < 0)
+                return sd_bus_error_set(error, POLYVM_ERROR_FAILED, err);
 
-        r = uffd_service_add(vm->uffds, uffd, pidfd, pid, &index, &is_static);
+        r = uffd_service_add(vm->uffds, uffd, pidfd, pid, base, registered, &index, &is_static);
         if (r == -E2BIG)
                 return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS, "VM %s has %d uffds, the limit", name,
                                          UFFD_LIST_MAX);
@@ -403,7 +420,7 @@ static int property_get_faults_served(sd_bus *bus, const char *path, const char 
 /* ---- swap (docs/memmgr.md, "Swap") ---- */
 
 static int swap_reply(sd_bus_message *msg, int r, const char *err, sd_bus_error *error) {
-        if (r == -EBUSY || r == -ENODEV || r == -EXDEV)
+        if (r == -EBUSY || r == -ENODEV)
                 return sd_bus_error_set(error, POLYVM_ERROR_BAD_STATE, err);
         if (r < 0)
                 return sd_bus_error_set(error, POLYVM_ERROR_FAILED, err);
@@ -467,7 +484,8 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_NAMES("RegisterUffd", "sht", SD_BUS_PARAM(vm) SD_BUS_PARAM(uffd) SD_BUS_PARAM(base),
                                  "ub", SD_BUS_PARAM(index) SD_BUS_PARAM(is_static),
                                  method_register_uffd, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("RegisterDeviceUffd", "shh", SD_BUS_PARAM(vm) SD_BUS_PARAM(uffd) SD_BUS_PARAM(pidfd),
+        SD_BUS_METHOD_WITH_NAMES("RegisterDeviceUffd", "shht",
+                                 SD_BUS_PARAM(vm) SD_BUS_PARAM(uffd) SD_BUS_PARAM(pidfd) SD_BUS_PARAM(base),
                                  "ub", SD_BUS_PARAM(index) SD_BUS_PARAM(is_static),
                                  method_register_device_uffd, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("SetNumStaticDevices", "su", SD_BUS_PARAM(vm) SD_BUS_PARAM(n), "", ,

@@ -133,19 +133,40 @@ _printf_(2, 3) static void swap_fail(struct swap *s, const char *fmt, ...) {
         swap_set_state(s, SWAP_FAILED);
 }
 
-static int main_uffd(struct swap *s) {
-        struct uffd_entry *e = s->uffds ? uffd_list_get(s->uffds->list, 0) : NULL;
-        return e ? e->fd : -1;
+/* Whether a failed ioctl (r) on e's uffd failed because its process is
+ * gone: ESRCH, or ENOMEM/ENOENT from an mm with no mappings left; asks the
+ * kernel (uffd_probe_dead()) rather than guessing from r. Marks it dead. */
+static bool swap_entry_gone(struct uffd_entry *e, int r) {
+        if (r == -ESRCH || uffd_probe_dead(e->fd) == 1)
+                e->dead = true;
+        return e->dead;
 }
 
+/* Write-protects (on) or lets writes through (!on) [off, off + len) in
+ * every mapping swap registered, each at its own base: a write through any
+ * process's mapping must wait while a chunk leaves. An entry whose mm is
+ * gone (ESRCH) writes nothing any more: marked dead and skipped. Returns
+ * the first other error, after trying every entry. */
 static int swap_wp(struct swap *s, uint64_t off, uint64_t len, bool on) {
-        struct uffdio_writeprotect wp = {
-                .range = { .start = s->base + off, .len = len },
-                .mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
-        };
+        int ret = 0;
 
-        /* Lifting it wakes the threads that wrote meanwhile. */
-        return ioctl(main_uffd(s), UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
+        for (size_t i = 0; i < uffd_list_size(s->uffds->list); i++) {
+                struct uffd_entry *e = uffd_list_get(s->uffds->list, (uint32_t) i);
+                struct uffdio_writeprotect wp = {
+                        .range = { .start = e->base + off, .len = len },
+                        .mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+                };
+
+                if (!e->registered || e->dead)
+                        continue;
+                /* Lifting it wakes the threads that wrote meanwhile. */
+                if (ioctl(e->fd, UFFDIO_WRITEPROTECT, &wp) < 0) {
+                        int r = -errno;
+                        if (!swap_entry_gone(e, r) && ret == 0)
+                                ret = r;
+                }
+        }
+        return ret;
 }
 
 /* The faulting process must not get a wrong page and must not hang: it
@@ -187,28 +208,28 @@ static int swap_copy_in(int fd, uint64_t dst, const void *src, uint64_t len) {
         return ioctl(fd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
 }
 
+/* A fault on uffd index at address a is guest offset a - base of that
+ * uffd's mapping, and is answered through the same uffd. */
 static int swap_fault(int fd, uint32_t index, const struct uffd_msg *msg, void *userdata) {
         struct swap *s = userdata;
+        struct uffd_entry *e = uffd_list_get(s->uffds->list, index);
         uint64_t start = now_usec(), addr = msg->arg.pagefault.address, off;
         int r;
 
-        if (!s->registered) /* Not swapped: a device touching a hole. */
+        if (!s->registered || !e) /* Not swapped: a device touching a hole. */
                 goto zero;
-        if (index != 0) {
-                /* We cannot tell which guest page a device mapping faulted
-                 * on (SwapOut refuses while devices are registered). */
-                swap_kill_owner(s, index);
-                return 0;
-        }
-        r = swap_offset(s->base, s->size, s->page_size, addr, &off);
+        r = swap_offset(e->base, s->size, s->page_size, addr, &off);
         if (r < 0)
                 goto zero;
-        addr = s->base + off;
-        if (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
+        addr = e->base + off;
+        if (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) {
                 /* A write to a page of a finished chunk: lifting the
-                 * protection lets it through (the page was punched or is
-                 * in memory; either way nothing is lost). */
-                return swap_wp(s, off, s->page_size, false);
+                 * protection in this mapping lets it through (the page was
+                 * punched or is in memory; either way nothing is lost). */
+                struct uffdio_writeprotect wp = { .range = { .start = addr, .len = s->page_size } };
+
+                return ioctl(fd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
+        }
 
         if (s->pages[off / s->page_size] == SWAP_PAGE_FILE) {
                 r = swap_read_page(s, off, s->buf);
@@ -337,15 +358,42 @@ static int swap_out_step(struct swap *s) {
         return 0;
 }
 
+/* Unregisters every mapping swap registered; a dead one has nothing left
+ * to unregister. The VM counts as registered until all are done. */
 static int swap_unregister(struct swap *s) {
-        struct uffdio_range range = { .start = s->base, .len = s->size };
+        int ret = 0;
 
-        if (!s->registered)
-                return 0;
-        if (ioctl(main_uffd(s), UFFDIO_UNREGISTER, &range) < 0)
-                return -errno;
-        s->registered = false;
-        return 0;
+        for (size_t i = 0; s->uffds && i < uffd_list_size(s->uffds->list); i++) {
+                struct uffd_entry *e = uffd_list_get(s->uffds->list, (uint32_t) i);
+                struct uffdio_range range = { .start = e->base, .len = s->size };
+
+                if (!e->registered)
+                        continue;
+                /* A dead process's mappings went with it. */
+                if (!e->dead && ioctl(e->fd, UFFDIO_UNREGISTER, &range) < 0) {
+                        int r = -errno;
+                        if (!swap_entry_gone(e, r)) {
+                                if (ret == 0)
+                                        ret = r;
+                                continue;
+                        }
+                }
+                e->registered = false;
+        }
+        if (ret == 0)
+                s->registered = false;
+        return ret;
+}
+
+/* A live registered uffd to copy pages in through: the page lands in the
+ * memfd and so in every mapping. The main one unless its process is gone. */
+static struct uffd_entry *swap_copy_entry(struct swap *s) {
+        for (size_t i = 0; i < uffd_list_size(s->uffds->list); i++) {
+                struct uffd_entry *e = uffd_list_get(s->uffds->list, (uint32_t) i);
+                if (e->registered && !e->dead)
+                        return e;
+        }
+        return NULL;
 }
 
 /* One chunk of SwapIn: copies the chunk's pages from the file; a page
@@ -358,10 +406,20 @@ static int swap_in_step(struct swap *s) {
                 uint64_t off = i * s->page_size;
 
                 if (s->pages[i] == SWAP_PAGE_FILE) {
+                        struct uffd_entry *e = swap_copy_entry(s);
+
+                        if (!e) {
+                                /* Every process that mapped the memory is
+                                 * gone: nobody can read it any more. */
+                                swap_fail(s, "no live process maps guest memory to bring it back through");
+                                return -ESRCH;
+                        }
                         r = swap_read_page(s, off, s->buf);
                         if (r < 0)
                                 return r;
-                        r = swap_copy_in(main_uffd(s), s->base + off, s->buf, s->page_size);
+                        r = swap_copy_in(e->fd, e->base + off, s->buf, s->page_size);
+                        if (r < 0 && r != -EEXIST && r != -EAGAIN && swap_entry_gone(e, r))
+                                return 0; /* again, through another one */
                         if (r == -EAGAIN)
                                 return 0; /* the owner's mappings are changing: later */
                         if (r < 0 && r != -EEXIST) {
@@ -423,7 +481,7 @@ static int on_work(sd_event_source *source, uint64_t usec, void *userdata) {
         /* Every page is in memory: no fault can come any more. */
         r = swap_unregister(s);
         if (r < 0) {
-                swap_fail(s, "cannot unregister guest memory from the main uffd: %s", strerror(-r));
+                swap_fail(s, "cannot unregister guest memory from its uffds: %s", strerror(-r));
                 return 0;
         }
         if (ftruncate(s->fd, 0) < 0 || ftruncate(s->fd, (off_t) s->size) < 0)
@@ -498,9 +556,8 @@ struct swap *swap_free(struct swap *s) {
         return NULL;
 }
 
-void swap_attach(struct swap *s, struct uffd_service *uffds, uint64_t base) {
+void swap_attach(struct swap *s, struct uffd_service *uffds) {
         s->uffds = uffds;
-        s->base = base;
         uffds->handler = swap_fault;
         uffds->handler_data = s;
 }
@@ -526,28 +583,73 @@ static int swap_open_file(struct swap *s, char *err, size_t errlen) {
         return 0;
 }
 
-static int swap_register(struct swap *s, char *err, size_t errlen) {
+/* MISSING + WP over one uffd's mapping; -EOPNOTSUPP (unregistered again)
+ * if the kernel cannot copy or write-protect there. */
+static int swap_register_range(int fd, uint64_t base, uint64_t size) {
         struct uffdio_register reg = {
-                .range = { .start = s->base, .len = s->size },
+                .range = { .start = base, .len = size },
                 .mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
         };
         uint64_t need = (UINT64_C(1) << _UFFDIO_COPY) | (UINT64_C(1) << _UFFDIO_WRITEPROTECT);
 
-        if (s->registered)
-                return 0;
-        if (ioctl(main_uffd(s), UFFDIO_REGISTER, &reg) < 0) {
-                int r = -errno;
-                snprintf(err, errlen, "cannot register guest memory at 0x%" PRIx64 " (%" PRIu64
-                         " bytes) on the main uffd for missing pages and write protection: %s",
-                         s->base, s->size, strerror(-r));
-                return r;
-        }
-        s->registered = true;
+        if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0)
+                return -errno;
         if ((reg.ioctls & need) != need) {
-                (void) swap_unregister(s);
-                snprintf(err, errlen, "the kernel offers no UFFDIO_COPY/UFFDIO_WRITEPROTECT on guest memory");
+                (void) ioctl(fd, UFFDIO_UNREGISTER, &reg.range);
                 return -EOPNOTSUPP;
         }
+        return 0;
+}
+
+static void swap_register_error(struct swap *s, uint32_t index, const struct uffd_entry *e, int r, char *err,
+                                size_t errlen) {
+        if (r == -EOPNOTSUPP)
+                snprintf(err, errlen, "the kernel offers no UFFDIO_COPY/UFFDIO_WRITEPROTECT on guest memory");
+        else
+                snprintf(err, errlen, "cannot register guest memory at 0x%" PRIx64 " (%" PRIu64 " bytes) on uffd %"
+                         PRIu32 " (pid %d) for missing pages and write protection: %s", e->base, s->size, index,
+                         (int) e->pid, strerror(-r));
+}
+
+/* Registers every live uffd's mapping. Any live one that cannot be
+ * registered fails SwapOut (and undoes the rest): a mapping we do not
+ * guard would read a page that left as zeros and fill the memfd with them. */
+static int swap_register(struct swap *s, char *err, size_t errlen) {
+        for (size_t i = 0; i < uffd_list_size(s->uffds->list); i++) {
+                struct uffd_entry *e = uffd_list_get(s->uffds->list, (uint32_t) i);
+                int r;
+
+                if (e->registered || e->dead)
+                        continue;
+                r = swap_register_range(e->fd, e->base, s->size);
+                if (r < 0 && swap_entry_gone(e, r))
+                        continue; /* its mm is gone: nothing to guard */
+                if (r < 0) {
+                        swap_register_error(s, (uint32_t) i, e, r, err, errlen);
+                        if (!s->registered)
+                                (void) swap_unregister(s);
+                        return r;
+                }
+                e->registered = true;
+        }
+        s->registered = true;
+        return 0;
+}
+
+int swap_register_device(struct swap *s, int fd, uint64_t base, pid_t pid, bool *ret_registered, char *err,
+                         size_t errlen) {
+        int r;
+
+        *ret_registered = false;
+        if (!s->registered)
+                return 0;
+        r = swap_register_range(fd, base, s->size);
+        if (r < 0) {
+                const struct uffd_entry e = { .base = base, .pid = pid };
+                swap_register_error(s, (uint32_t) uffd_list_size(s->uffds->list), &e, r, err, errlen);
+                return r;
+        }
+        *ret_registered = true;
         return 0;
 }
 
@@ -569,11 +671,6 @@ static int swap_check_uffds(struct swap *s, char *err, size_t errlen) {
         if (!s->uffds) {
                 snprintf(err, errlen, "VM %s has no main uffd: swap needs RegisterUffd", s->vm);
                 return -ENODEV;
-        }
-        if (uffd_list_size(s->uffds->list) > 1) {
-                snprintf(err, errlen, "VM %s has %zu device uffds; swapping with device mappings is not supported yet",
-                         s->vm, uffd_list_size(s->uffds->list) - 1);
-                return -EXDEV;
         }
         return 0;
 }

@@ -2,10 +2,11 @@
 #pragma once
 
 /* Swap of one VM's guest RAM to a file (docs/memmgr.md, "Swap"). SwapOut
- * registers the main uffd's mapping (MISSING + WP), then page by page in
- * chunks: write-protect the chunk, copy its non-zero pages to the file,
- * punch them out of the memfd, lift the write protection. Faults are then
- * served from the file. SwapIn copies every page back and unregisters.
+ * registers every live uffd's mapping (MISSING + WP, each at its own base),
+ * then page by page in chunks: write-protect the chunk in every mapping,
+ * copy its non-zero pages to the file, punch them out of the memfd, lift
+ * the write protection. Faults on any uffd are then served from the file
+ * through that uffd. SwapIn copies every page back and unregisters all.
  * The work runs in memmgr's event loop between fault batches. */
 
 #include <stdbool.h>
@@ -64,9 +65,8 @@ struct swap {
         sd_event *event;
         int memfd;                /* not ours */
         uint64_t size, page_size, n_pages;
-        struct uffd_service *uffds; /* not ours; index 0 is the main uffd */
-        uint64_t base;            /* the main uffd's mapping of offset 0 */
-        bool registered;          /* MISSING|WP registered on the main uffd */
+        struct uffd_service *uffds; /* not ours; index 0 is the main uffd; each entry has its base */
+        bool registered;          /* MISSING|WP registered on every live uffd (entry->registered) */
 
         enum swap_state state;
         char *dir, *file_path;
@@ -87,13 +87,21 @@ int swap_new(const char *vm, const char *object_path, sd_bus *bus, sd_event *eve
 struct swap *swap_free(struct swap *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct swap *, swap_free);
 
-/* Attaches the main uffd (whose creator mapped offset 0 at base) and
- * installs the fault handler. */
-void swap_attach(struct swap *s, struct uffd_service *uffds, uint64_t base);
+/* Attaches the VM's uffds (entry 0 the main one) and installs the fault
+ * handler. */
+void swap_attach(struct swap *s, struct uffd_service *uffds);
+
+/* For a device uffd about to join the list (fd, its mapping of offset 0 at
+ * base, process pid): while the VM is swapped out (registered), registers
+ * MISSING + WP over its mapping now, so that it can never read a page that
+ * left as zeros, and says so in *ret_registered; otherwise does nothing.
+ * Errors say why in err. */
+int swap_register_device(struct swap *s, int fd, uint64_t base, pid_t pid, bool *ret_registered, char *err,
+                         size_t errlen);
 
 /* Start the operations; errors say why in err (-EBUSY: wrong state,
- * -ENODEV: no main uffd, -EXDEV: device uffds, whose mappings we cannot
- * address; others: the file or the registration). */
+ * -ENODEV: no main uffd; others: the file, or a live uffd's mapping that
+ * cannot be registered, which fails SwapOut). */
 int swap_out(struct swap *s, char *err, size_t errlen);
 int swap_in(struct swap *s, char *err, size_t errlen);
 /* Drops from the file the pages that are back in memory; returns how many. */

@@ -32,6 +32,8 @@ struct uffd_entry {
         bool is_static;
         bool dead;                  /* an ioctl on it said ESRCH: its mm is gone */
         bool exited;                /* its pidfd said the process exited */
+        uint64_t base;              /* where its creator mapped guest offset 0 */
+        bool registered;            /* swap registered [base, base + size) on it */
         uint64_t faults;            /* faults served through it */
         sd_event_source *exit_source; /* watches pidfd; owned, may be NULL */
 };

@@ -104,7 +104,8 @@ int uffd_service_collect(struct uffd_service *s) {
         return r;
 }
 
-int uffd_service_new(sd_event *event, sd_bus *bus, const char *path, int fd, pid_t pid, struct uffd_service **ret) {
+int uffd_service_new(sd_event *event, sd_bus *bus, const char *path, int fd, pid_t pid, uint64_t base,
+                     struct uffd_service **ret) {
         _cleanup_(uffd_service_freep) struct uffd_service *s = NULL;
         int r;
 
@@ -119,6 +120,7 @@ int uffd_service_new(sd_event *event, sd_bus *bus, const char *path, int fd, pid
         r = uffd_list_new(fd, pid, -1, &s->list);
         if (r < 0)
                 return r;
+        s->list->entries[0].base = base;
         r = sd_event_add_io(event, &s->fault_source, uffd_list_epoll_fd(s->list), EPOLLIN, on_uffd_events, s);
         if (r < 0) {
                 /* The caller keeps fd on failure. */
@@ -144,8 +146,10 @@ struct uffd_service *uffd_service_free(struct uffd_service *s) {
         return NULL;
 }
 
-int uffd_service_add(struct uffd_service *s, int fd, int pidfd, pid_t pid, uint32_t *ret_index, bool *ret_static) {
+int uffd_service_add(struct uffd_service *s, int fd, int pidfd, pid_t pid, uint64_t base, bool registered,
+                     uint32_t *ret_index, bool *ret_static) {
         _cleanup_(sd_event_source_disable_unrefp) sd_event_source *exit_source = NULL;
+        struct uffd_entry *e;
         uint32_t index;
         bool is_static;
         int r;
@@ -158,7 +162,10 @@ int uffd_service_add(struct uffd_service *s, int fd, int pidfd, pid_t pid, uint3
         r = uffd_list_register(s->list, fd, pid, pidfd, &index, &is_static);
         if (r < 0)
                 return r;
-        uffd_list_get(s->list, index)->exit_source = TAKE_PTR(exit_source);
+        e = uffd_list_get(s->list, index);
+        e->exit_source = TAKE_PTR(exit_source);
+        e->base = base;
+        e->registered = registered;
         uffd_service_changed(s);
         if (ret_index)
                 *ret_index = index;

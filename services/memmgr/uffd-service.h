@@ -28,13 +28,18 @@ struct uffd_service {
         void *handler_data;
 };
 
-/* Starts serving with the main uffd fd of process pid. Owns fd on success. */
-int uffd_service_new(sd_event *event, sd_bus *bus, const char *path, int fd, pid_t pid, struct uffd_service **ret);
+/* Starts serving with the main uffd fd of process pid, whose creator mapped
+ * guest offset 0 at base. Owns fd on success. */
+int uffd_service_new(sd_event *event, sd_bus *bus, const char *path, int fd, pid_t pid, uint64_t base,
+                     struct uffd_service **ret);
 struct uffd_service *uffd_service_free(struct uffd_service *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct uffd_service *, uffd_service_free);
 
-/* Registers a device's uffd and watches pidfd (owned on success, both). */
-int uffd_service_add(struct uffd_service *s, int fd, int pidfd, pid_t pid, uint32_t *ret_index, bool *ret_static);
+/* Registers a device's uffd (its mapping of offset 0 at base; registered:
+ * swap registered that range on it already) and watches pidfd (owned on
+ * success, both). */
+int uffd_service_add(struct uffd_service *s, int fd, int pidfd, pid_t pid, uint64_t base, bool registered,
+                     uint32_t *ret_index, bool *ret_static);
 
 /* uffd_list_set_num_static_devices(). */
 int uffd_service_set_num_static_devices(struct uffd_service *s, uint32_t n);

@@ -44,6 +44,7 @@ struct child {
         int pidfd; /* opened before the child can be reaped: exact */
         int sock;
         int uffd;  /* ours until registered */
+        uint64_t base; /* where it mapped the memfd: RegisterDeviceUffd's base */
 };
 
 /* A uffd guarding [p, p + len) against missing pages. Faults from the
@@ -70,9 +71,9 @@ static void *map_memfd(int memfd) {
         return p == MAP_FAILED ? NULL : p;
 }
 
-static int send_fd(int sock, int fd) {
-        char c = 'f';
-        struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+/* The fd with the address of the sender's mapping. */
+static int send_fd(int sock, int fd, uint64_t base) {
+        struct iovec iov = { .iov_base = &base, .iov_len = sizeof(base) };
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(sizeof(int))];
@@ -84,12 +85,11 @@ static int send_fd(int sock, int fd) {
         cm->cmsg_type = SCM_RIGHTS;
         cm->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-        return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
+        return sendmsg(sock, &msg, 0) == sizeof(base) ? 0 : -1;
 }
 
-static int recv_fd(int sock) {
-        char c;
-        struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+static int recv_fd(int sock, uint64_t *ret_base) {
+        struct iovec iov = { .iov_base = ret_base, .iov_len = sizeof(*ret_base) };
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(sizeof(int))];
@@ -98,7 +98,7 @@ static int recv_fd(int sock) {
         struct cmsghdr *cm;
         int fd;
 
-        if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
+        if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != sizeof(*ret_base))
                 return -1;
         cm = CMSG_FIRSTHDR(&msg);
         if (!cm || cm->cmsg_type != SCM_RIGHTS)
@@ -117,7 +117,7 @@ static _Noreturn void child_main(int sock, int memfd) {
         if (!p)
                 _exit(2);
         uffd = guard((void *) p, VM_SIZE);
-        if (uffd < 0 || send_fd(sock, uffd) < 0)
+        if (uffd < 0 || send_fd(sock, uffd, BASE(p)) < 0)
                 _exit(3);
         close(uffd);
         while (recv(sock, &page, sizeof(page), 0) == sizeof(page)) {
@@ -143,7 +143,7 @@ static struct child spawn_child(int memfd) {
         c.sock = sv[0];
         c.pidfd = (int) syscall(SYS_pidfd_open, c.pid, 0);
         g_assert_cmpint(c.pidfd, >=, 0);
-        c.uffd = recv_fd(c.sock);
+        c.uffd = recv_fd(c.sock, &c.base);
         g_assert_cmpint(c.uffd, >=, 0);
         return c;
 }
@@ -241,9 +241,11 @@ static void expect_error(sd_bus *bus, const char *want, const char *in_message, 
 static void register_device(const char *vm, struct child *c, uint32_t want_index, gboolean want_static) {
         uint32_t index;
         int is_static;
-        g_autofree char *err = call_register(h.bus, "RegisterDeviceUffd", "shh", &index, &is_static, vm, c->uffd,
-                                             c->pidfd);
+        g_autofree char *err = call_register(h.bus, "RegisterDeviceUffd", "shht", &index, &is_static, vm, c->uffd,
+                                             c->pidfd, c->base);
 
+        if (err)
+                g_test_message("RegisterDeviceUffd: %s", err);
         g_assert_null(err);
         g_assert_cmpuint(index, ==, want_index);
         g_assert_cmpint(is_static, ==, want_static);
@@ -510,8 +512,8 @@ static void test_bad_registrations_get_named_errors(void) {
         a = spawn_child(memfd);
 
         /* Before the main uffd. */
-        expect_error(h.bus, "org.polyvm.Error.BadState", "RegisterUffd comes first", "RegisterDeviceUffd", "shh",
-                     "uffd-bad", a.uffd, a.pidfd);
+        expect_error(h.bus, "org.polyvm.Error.BadState", "RegisterUffd comes first", "RegisterDeviceUffd", "shht",
+                     "uffd-bad", a.uffd, a.pidfd, a.base);
         expect_error(h.bus, "org.polyvm.Error.BadState", "no main uffd", "SetNumStaticDevices", "su", "uffd-bad", 1);
 
         /* Not a VM, not a uffd, a uffd without UFFDIO_API. */
@@ -542,23 +544,28 @@ static void test_bad_registrations_get_named_errors(void) {
         expect_error(h.bus, "org.polyvm.Error.BadState", "already", "RegisterUffd", "sht", "uffd-bad", uffd, BASE(mem));
         close(uffd);
 
-        expect_error(other, "org.polyvm.Error.NotPermitted", "owner", "RegisterDeviceUffd", "shh", "uffd-bad", a.uffd,
-                     a.pidfd);
+        expect_error(other, "org.polyvm.Error.NotPermitted", "owner", "RegisterDeviceUffd", "shht", "uffd-bad", a.uffd,
+                     a.pidfd, a.base);
         expect_error(other, "org.polyvm.Error.NotPermitted", "owner", "SetNumStaticDevices", "su", "uffd-bad", 0);
         other = sd_bus_flush_close_unref(other);
 
         /* Bad pidfds: another kind of fd, a reaped process; a bad uffd. */
-        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "not a pidfd", "RegisterDeviceUffd", "shh",
-                     "uffd-bad", a.uffd, efd);
+        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "not a pidfd", "RegisterDeviceUffd", "shht",
+                     "uffd-bad", a.uffd, efd, a.base);
         reaped = spawn_child(memfd);
         close(reaped.sock);
         g_assert_cmpint(waitpid(reaped.pid, &status, 0), ==, reaped.pid);
-        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "reaped", "RegisterDeviceUffd", "shh", "uffd-bad",
-                     reaped.uffd, reaped.pidfd);
+        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "reaped", "RegisterDeviceUffd", "shht", "uffd-bad",
+                     reaped.uffd, reaped.pidfd, reaped.base);
         close(reaped.uffd);
         close(reaped.pidfd);
-        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "not a userfaultfd", "RegisterDeviceUffd", "shh",
-                     "uffd-bad", efd, a.pidfd);
+        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "not a userfaultfd", "RegisterDeviceUffd", "shht",
+                     "uffd-bad", efd, a.pidfd, a.base);
+        /* base as for RegisterUffd. */
+        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "base: 0x0 ", "RegisterDeviceUffd", "shht",
+                     "uffd-bad", a.uffd, a.pidfd, UINT64_C(0));
+        expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "page-aligned", "RegisterDeviceUffd", "shht",
+                     "uffd-bad", a.uffd, a.pidfd, a.base + 1);
 
         /* The static count: within bounds, once; a failed call changes nothing. */
         expect_error(h.bus, "org.polyvm.Error.InvalidArguments", "5000", "SetNumStaticDevices", "su", "uffd-bad", 5000);

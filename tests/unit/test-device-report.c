@@ -122,9 +122,114 @@ static void test_malformed_reports_are_refused(void) {
         g_assert_false(fd_open(before + 1) && fd_open(before + 2));
 }
 
+/* DEVICE_REPORT_UFFD carries base and size with exactly one fd; the
+ * receiver gets all three. The fd's type is not checked here (devmgr and
+ * memmgr do), so any fd round-trips. */
+static void test_uffd_report_round_trips(void) {
+        struct device_report_msg m;
+        int sv[2], efd;
+
+        pair(sv);
+        efd = eventfd(0, EFD_CLOEXEC);
+        g_assert_cmpint(device_report_send_uffd(sv[1], efd, 0x7f0000000000, 64 << 20), ==, 0);
+        close(efd);
+        g_assert_cmpint(device_report_receive(sv[0], &m), ==, 0);
+        g_assert_cmpint(m.type, ==, DEVICE_REPORT_UFFD);
+        g_assert_cmphex(m.base, ==, 0x7f0000000000);
+        g_assert_cmpuint(m.size, ==, 64 << 20);
+        g_assert_cmpint(m.fd, >=, 0);
+        g_assert_true(fd_open(m.fd));
+        close(m.fd);
+
+        /* Without an fd there is nothing to send; UFFD needs its body. */
+        g_assert_cmpint(device_report_send_uffd(sv[1], -1, 0x1000, 0x1000), ==, -EBADF);
+        g_assert_cmpint(device_report_send(sv[1], DEVICE_REPORT_UFFD, -1), ==, -EINVAL);
+        g_assert_cmpint(device_report_receive(sv[0], &m), ==, -EAGAIN);
+        close(sv[0]);
+        close(sv[1]);
+}
+
+static void test_bad_uffd_reports_are_refused(void) {
+        struct device_report_uffd ok = {
+                .header = { .magic = DEVICE_REPORT_MAGIC, .type = DEVICE_REPORT_UFFD },
+                .base = 0x10000,
+                .size = 0x10000,
+        };
+        struct device_report_uffd r;
+        uint8_t big[sizeof(ok) + 8] = {};
+        int before = dup(0);
+
+        close(before);
+        /* Only the header, short bodies, a long one, with the fd each time. */
+        expect_refused(&ok, sizeof(struct device_report), TRUE);
+        expect_refused(&ok, sizeof(ok) - 1, TRUE);
+        expect_refused(&ok, sizeof(ok) - 8, TRUE);
+        memcpy(big, &ok, sizeof(ok));
+        expect_refused(big, sizeof(big), TRUE);
+        /* Right size, no fd; wrong magic. */
+        expect_refused(&ok, sizeof(ok), FALSE);
+        r = ok;
+        r.header.magic = 0;
+        expect_refused(&r, sizeof(r), TRUE);
+        /* A body on a report type that has none. */
+        r = ok;
+        r.header.type = DEVICE_REPORT_ACTIVE;
+        expect_refused(&r, sizeof(r), FALSE);
+        r.header.type = DEVICE_REPORT_LISTENER;
+        expect_refused(&r, sizeof(r), TRUE);
+        /* Every fd of a refused report was closed. */
+        {
+                int now = dup(0);
+                g_assert_cmpint(now, ==, before);
+                close(now);
+        }
+}
+
+/* Two fds with a UFFD report: refused, both closed. */
+static void test_uffd_report_with_two_fds_is_refused(void) {
+        struct device_report_uffd ok = {
+                .header = { .magic = DEVICE_REPORT_MAGIC, .type = DEVICE_REPORT_UFFD },
+                .base = 0x10000,
+                .size = 0x10000,
+        };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(2 * sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = &ok, .iov_len = sizeof(ok) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof(control.buf) };
+        struct device_report_msg m;
+        int sv[2], fds[2], before = dup(0);
+
+        close(before);
+        pair(sv);
+        fds[0] = eventfd(0, EFD_CLOEXEC);
+        fds[1] = eventfd(0, EFD_CLOEXEC);
+        control.h.cmsg_level = SOL_SOCKET;
+        control.h.cmsg_type = SCM_RIGHTS;
+        control.h.cmsg_len = CMSG_LEN(2 * sizeof(int));
+        memcpy(CMSG_DATA(&control.h), fds, sizeof(fds));
+        g_assert_cmpint(sendmsg(sv[1], &mh, 0), ==, (ssize_t) sizeof(ok));
+        close(fds[0]);
+        close(fds[1]);
+        g_assert_cmpint(device_report_receive(sv[0], &m), ==, -EBADMSG);
+        g_assert_cmpint(m.fd, ==, -1);
+        close(sv[0]);
+        close(sv[1]);
+        {
+                int now = dup(0);
+                g_assert_cmpint(now, ==, before);
+                close(now);
+        }
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/device-report/reports-round-trip", test_reports_round_trip);
         g_test_add_func("/device-report/malformed-reports-are-refused", test_malformed_reports_are_refused);
+        g_test_add_func("/device-report/uffd-report-round-trips", test_uffd_report_round_trips);
+        g_test_add_func("/device-report/bad-uffd-reports-are-refused", test_bad_uffd_reports_are_refused);
+        g_test_add_func("/device-report/uffd-report-with-two-fds-is-refused", test_uffd_report_with_two_fds_is_refused);
         return g_test_run();
 }

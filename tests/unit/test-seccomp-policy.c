@@ -5,7 +5,9 @@
  * holder of the filter's listener. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <glib.h>
 #include <seccomp.h>
@@ -56,7 +58,7 @@ static void test_parse_errors_name_file_and_line(void) {
 
 /* The policies shipped for every kind parse (from the source tree). */
 static void test_shipped_policies_parse(void) {
-        static const char *const kinds[] = { "serial", "rtc", "jailcheck" };
+        static const char *const kinds[] = { "serial", "rtc", "jailcheck", "memcheck" };
         const char *src = POLYVM_DEVMGR_SECCOMP_SRC;
 
         for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++) {
@@ -163,6 +165,74 @@ static void test_violation_is_reported_and_never_runs(void) {
         seccomp_policy_done(&p);
 }
 
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+static int userfaultfd_dev = -1;
+
+/* What device_memory_map() does under the filter; exits 9 if it worked. */
+static void call_make_uffd(void) {
+        struct uffdio_api api = { .api = UFFD_API };
+        int uffd = ioctl(userfaultfd_dev, USERFAULTFD_IOC_NEW, O_CLOEXEC);
+
+        syscall(SYS_exit_group, uffd >= 0 && ioctl(uffd, UFFDIO_API, &api) == 0 ? 9 : 3);
+}
+
+static void call_other_ioctl(void) {
+        int n;
+        (void) ioctl(userfaultfd_dev, FIONREAD, &n);
+        syscall(SYS_exit_group, 0);
+}
+
+/* The child must stop in ioctl (reported) rather than run it. */
+static void expect_ioctl_violation(const struct seccomp_policy *p, void (*call)(void)) {
+        struct seccomp_notif *req = NULL;
+        struct seccomp_notif_resp *resp = NULL;
+        int status, listener;
+        pid_t pid;
+
+        pid = spawn_filtered(p, call, &listener);
+        g_assert_cmpint(seccomp_notify_alloc(&req, &resp), ==, 0);
+        g_assert_cmpint(seccomp_notify_receive(listener, req), ==, 0);
+        g_assert_cmpint(req->data.nr, ==, SCMP_SYS(ioctl));
+        seccomp_notify_free(req, resp);
+        g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
+        g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+        g_assert_true(WIFSIGNALED(status));
+        close(listener);
+}
+
+/* Kinds that map guest memory may make their uffd under the filter, with
+ * exactly the userfaultfd requests; no other ioctl, and no kind without
+ * uffd_ioctls. */
+static void test_uffd_ioctls_only_when_asked_and_only_those(void) {
+        struct seccomp_policy p = {};
+        char err[256] = "";
+        int status, listener;
+        pid_t pid;
+
+        userfaultfd_dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+        if (userfaultfd_dev < 0) {
+                /* Not something to pass silently: say why. */
+                g_test_fail_printf("cannot open /dev/userfaultfd: %s", strerror(errno));
+                return;
+        }
+        g_assert_cmpint(seccomp_policy_parse("write\nmmap\n", "t", &p, err, sizeof(err)), ==, 0);
+        expect_ioctl_violation(&p, call_make_uffd);
+
+        p.uffd_ioctls = true;
+        pid = spawn_filtered(&p, call_make_uffd, &listener);
+        g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+        g_assert_true(WIFEXITED(status));
+        g_assert_cmpint(WEXITSTATUS(status), ==, 9);
+        close(listener);
+        expect_ioctl_violation(&p, call_other_ioctl);
+
+        seccomp_policy_done(&p);
+        close(userfaultfd_dev);
+}
+
 static void test_syscall_names(void) {
         g_autofree char *a = seccomp_policy_syscall_name(SCMP_ARCH_X86_64, 101);
         g_autofree char *b = seccomp_policy_syscall_name(SCMP_ARCH_X86_64, 99999);
@@ -178,5 +248,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/seccomp-policy/load-missing-file", test_load_missing_file);
         g_test_add_func("/seccomp-policy/violation-is-reported-and-never-runs", test_violation_is_reported_and_never_runs);
         g_test_add_func("/seccomp-policy/syscall-names", test_syscall_names);
+        g_test_add_func("/seccomp-policy/uffd-ioctls-only-when-asked-and-only-those",
+                        test_uffd_ioctls_only_when_asked_and_only_those);
         return g_test_run();
 }

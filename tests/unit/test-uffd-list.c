@@ -329,8 +329,38 @@ static void test_gc_all_dynamic_dead_including_last(void) {
         uffd_list_free(l);
 }
 
+/* Swap addresses each mapping by its own entry's base: the base (and
+ * whether swap registered it) moves with the entry in a collection. */
+static void test_moved_entry_keeps_its_base(void) {
+        struct uffd_list *l = new_list(NULL);
+        int a, b, c;
+
+        g_assert_cmpint(uffd_list_set_num_static_devices(l, 0), ==, 0);
+        a = register_fake(l, 1, false);
+        b = register_fake(l, 2, false);
+        c = register_fake(l, 3, false);
+        uffd_list_get(l, 0)->base = 0x100000;
+        uffd_list_get(l, 1)->base = 0x200000;
+        uffd_list_get(l, 2)->base = 0x300000;
+        uffd_list_get(l, 3)->base = 0x400000;
+        uffd_list_get(l, 3)->registered = true;
+        dead_fds[a] = true;
+        g_assert_cmpint(uffd_list_gc(l, fake_is_dead, NULL), ==, 1);
+        g_assert_cmpuint(uffd_list_size(l), ==, 3);
+        g_assert_cmphex(uffd_list_get(l, 0)->base, ==, 0x100000);
+        g_assert_cmpint(uffd_list_get(l, 1)->fd, ==, c);
+        g_assert_cmphex(uffd_list_get(l, 1)->base, ==, 0x400000);
+        g_assert_true(uffd_list_get(l, 1)->registered);
+        g_assert_cmpint(uffd_list_get(l, 2)->fd, ==, b);
+        g_assert_cmphex(uffd_list_get(l, 2)->base, ==, 0x300000);
+        g_assert_false(uffd_list_get(l, 2)->registered);
+        dead_fds[a] = false;
+        uffd_list_free(l);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/uffd-list/moved-entry-keeps-its-base", test_moved_entry_keeps_its_base);
         g_test_add_func("/uffd-list/new-puts-main-uffd-at-index-0", test_new_puts_main_uffd_at_index_0);
         g_test_add_func("/uffd-list/new-rejects-bad-fd-and-keeps-nothing", test_new_rejects_bad_fd_and_keeps_nothing);
         g_test_add_func("/uffd-list/register-before-static-count-is-static", test_register_before_static_count_is_static);
