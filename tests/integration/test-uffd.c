@@ -259,22 +259,34 @@ struct uffd_row {
         uint32_t pid;
 };
 
+/* Uffds and UffdCount are two reads; a collection may run between them
+ * while processes die, so read until a pair agrees (memmgr's single thread
+ * answers each read from one state). */
 static GArray *get_uffds(const char *path) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
         GArray *rows = g_array_new(FALSE, FALSE, sizeof(struct uffd_row));
-        struct uffd_row row;
         uint32_t count = 0;
-        int r;
 
-        g_assert_cmpint(sd_bus_get_property(h.bus, MEMMGR, path, MEMORY1, "Uffds", &error, &reply, "a(ubu)"), >=, 0);
-        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "(ubu)"), >, 0);
-        while ((r = sd_bus_message_read(reply, "(ubu)", &row.index, &row.is_static, &row.pid)) > 0)
-                g_array_append_val(rows, row);
-        g_assert_cmpint(r, ==, 0);
-        sd_bus_message_unref(reply);
-        g_assert_cmpint(sd_bus_get_property_trivial(h.bus, MEMMGR, path, MEMORY1, "UffdCount", &error, 'u', &count),
-                        >=, 0);
+        for (unsigned attempt = 0; attempt < 100; attempt++) {
+                sd_bus_message *reply = NULL;
+                struct uffd_row row;
+                int r;
+
+                g_array_set_size(rows, 0);
+                g_assert_cmpint(sd_bus_get_property(h.bus, MEMMGR, path, MEMORY1, "Uffds", &error, &reply, "a(ubu)"),
+                                >=, 0);
+                g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "(ubu)"), >, 0);
+                while ((r = sd_bus_message_read(reply, "(ubu)", &row.index, &row.is_static, &row.pid)) > 0)
+                        g_array_append_val(rows, row);
+                g_assert_cmpint(r, ==, 0);
+                sd_bus_message_unref(reply);
+                g_assert_cmpint(sd_bus_get_property_trivial(h.bus, MEMMGR, path, MEMORY1, "UffdCount", &error, 'u',
+                                                            &count),
+                                >=, 0);
+                if (count == rows->len)
+                        break;
+                g_usleep(20 * 1000);
+        }
         g_assert_cmpuint(count, ==, rows->len);
         for (guint i = 0; i < rows->len; i++)
                 g_assert_cmpuint(g_array_index(rows, struct uffd_row, i).index, ==, i);

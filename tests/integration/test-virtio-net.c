@@ -709,6 +709,77 @@ static void test_virtio_net_tap_deleted_link_down_no_spin(void) {
         net_stop(&n);
 }
 
+/* With every rx buffer used up the device stops polling the tap instead
+ * of spinning; the frames wait in the tap's queue and arrive once the
+ * driver gives buffers back. */
+static void test_virtio_net_no_rx_buffers_no_spin(void) {
+        uint8_t f[RX_BUF_LEN];
+        char buf[64];
+        unsigned long before;
+        struct net n;
+        int g;
+
+        net_start(&n, config_with_tap());
+        net_driver_init(&n, F_VERSION_1 | F_MAC | F_STATUS | F_MTU);
+        resolve_host(&n);
+
+        /* Twice as many datagrams as the driver has rx buffers. */
+        g = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        g_assert_cmpint(g, >=, 0);
+        for (unsigned i = 0; i < 2 * RX_BUFS; i++) {
+                struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(4444) };
+
+                inet_pton(AF_INET, GUEST_IP, &to.sin_addr);
+                snprintf(buf, sizeof(buf), "to guest %u", i);
+                g_assert_cmpint(sendto(g, buf, strlen(buf), 0, (struct sockaddr *) &to, sizeof(to)), ==,
+                                (ssize_t) strlen(buf));
+        }
+        close(g);
+        g_usleep(200 * 1000);
+        before = cpu_ticks(n.pid);
+        g_usleep(1000 * 1000);
+        g_assert_cmpuint(cpu_ticks(n.pid) - before, <, 20); /* well under 20% of a CPU */
+
+        /* Now read (and give back) buffers: all of them arrive, in order. */
+        for (unsigned i = 0; i < 2 * RX_BUFS; i++) {
+                size_t len = rx_expect(&n, f, is_udp_to_4444, NULL, 3000);
+                const uint8_t *udp = f + 34;
+                char want[32];
+
+                g_assert_cmpuint(len, >, 42);
+                snprintf(want, sizeof(want), "to guest %u", i);
+                g_assert_cmpuint(get16(udp + 4) - 8u, ==, strlen(want));
+                g_assert_cmpmem(udp + 8, strlen(want), want, strlen(want));
+        }
+        net_stop(&n);
+}
+
+/* Without "tap", devmgr creates one (pvmnet<N>, up), which goes away with
+ * the device. */
+static void test_virtio_net_creates_tap_when_none_named(void) {
+        struct ifreq ifr = {};
+        struct net n;
+        int s;
+
+        g_assert_cmpuint(if_nametoindex("pvmnet0"), ==, 0);
+        net_start(&n, "{\"mtu\": 1400}");
+        g_assert_cmpuint(if_nametoindex("pvmnet0"), >, 0);
+        s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        g_assert_cmpint(s, >=, 0);
+        strcpy(ifr.ifr_name, "pvmnet0");
+        ifreq_ioctl(s, SIOCGIFFLAGS, &ifr);
+        g_assert_cmphex(ifr.ifr_flags & IFF_UP, ==, IFF_UP);
+        ifreq_ioctl(s, SIOCGIFMTU, &ifr);
+        g_assert_cmpint(ifr.ifr_mtu, ==, 1400);
+        close(s);
+        g_assert_cmpuint(vdrv_bar_read(&n.d, n.d.device + 10, 2), ==, 1400);
+        net_stop(&n);
+        /* Not persistent: gone with the device's fd. */
+        for (int i = 0; i < 100 && if_nametoindex("pvmnet0") > 0; i++)
+                g_usleep(20 * 1000);
+        g_assert_cmpuint(if_nametoindex("pvmnet0"), ==, 0);
+}
+
 int main(int argc, char **argv) {
         int r;
 
@@ -719,6 +790,8 @@ int main(int argc, char **argv) {
         g_test_add_func("/virtio-net/arp-ping-and-udp-through-tap", test_virtio_net_arp_ping_and_udp_through_tap);
         g_test_add_func("/virtio-net/drops-hostile-tx-chains", test_virtio_net_drops_hostile_tx_chains);
         g_test_add_func("/virtio-net/config-errors-and-default-mac", test_virtio_net_config_errors_and_default_mac);
+        g_test_add_func("/virtio-net/creates-tap-when-none-named", test_virtio_net_creates_tap_when_none_named);
+        g_test_add_func("/virtio-net/no-rx-buffers-no-spin", test_virtio_net_no_rx_buffers_no_spin);
         g_test_add_func("/virtio-net/tap-deleted-link-down-no-spin", test_virtio_net_tap_deleted_link_down_no_spin);
         r = g_test_run();
         harness_stop(&h);
