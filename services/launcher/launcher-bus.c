@@ -157,6 +157,11 @@ static int property_get_state(sd_bus *bus, const char *path, const char *interfa
         return sd_bus_message_append(reply, "s", vm_state_to_string(vm->state));
 }
 
+static int property_get_swap_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", vm_swap_state(userdata));
+}
+
 static int property_get_vcpus(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         struct vm *vm = userdata;
@@ -192,6 +197,7 @@ static const sd_bus_vtable vm_vtable[] = {
         SD_BUS_PROPERTY("Config", "s", NULL, offsetof(struct vm, config_text),
                         SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Cid", "u", NULL, offsetof(struct vm, cid), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("SwapState", "s", property_get_swap_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceFailed", SD_BUS_ARGS("o", device, "s", reason), 0),
         SD_BUS_VTABLE_END,
 };

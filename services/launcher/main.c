@@ -8,16 +8,21 @@
 #include "early.h"
 #include "launcher-bus.h"
 #include "log.h"
+#include "vm-swap.h"
 
 static int launcher_setup(sd_bus *bus, sd_event *event, void *userdata) {
         struct launcher *l = userdata;
         struct sysinfo si;
+        int r;
 
         l->bus = bus;
         l->event = event;
         if (sysinfo(&si) == 0)
                 l->host_memory_bytes = (uint64_t) si.totalram * si.mem_unit;
         launcher_memlock_setup(l);
+        r = vm_swap_watch(l);
+        if (r < 0)
+                return r;
         return launcher_bus_register(l);
 }
 

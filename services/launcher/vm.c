@@ -691,6 +691,11 @@ int vm_stop(struct vm *vm, sd_bus_error *error) {
         return 0;
 }
 
+void vm_fail(struct vm *vm, const char *reason) {
+        if (vm->state == VM_RUNNING || vm->state == VM_PAUSED)
+                vm_finish(vm, VM_FAILED, reason);
+}
+
 int vm_kill(struct vm *vm, sd_bus_error *error) {
         int r;
 

@@ -20,6 +20,7 @@
 #include "kvm-vm.h"
 #include "pci-host.h"
 #include "pm.h"
+#include "vm-swap.h"
 #include "vcpu.h"
 
 enum vm_state {
@@ -56,6 +57,7 @@ struct vm {
         uint32_t cid;   /* the guest's vsock CID, unique among this launcher's VMs */
 
         char *memory_object;
+        char swap_state[VM_SWAP_STATE_MAX]; /* vm-swap.h: memmgr's SwapState, "" for ready */
         int memfd;
         void *mem;
 
@@ -97,3 +99,6 @@ int vm_pause(struct vm *vm, sd_bus_error *error);
 int vm_resume(struct vm *vm, sd_bus_error *error);
 int vm_open_console(struct vm *vm, int *ret_fd, sd_bus_error *error);
 void vm_destroy(struct vm *vm);
+/* A running or paused VM ends as failed with reason (its vCPUs joined);
+ * any other VM is left as it is. */
+void vm_fail(struct vm *vm, const char *reason);

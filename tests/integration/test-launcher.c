@@ -216,6 +216,38 @@ static void test_destroy_releases_devices_and_memory(void) {
         sd_bus_error_free(&error);
 }
 
+/* Vm1.SwapState follows memmgr's Memory1.SwapState; when memmgr dies
+ * while pages are out, the VM's memory is gone and the state says so. A
+ * created VM is not failed for it (it has nothing to lose until it runs);
+ * a running one fails, which tests/guest covers on a KVM host. */
+static void test_swap_state_follows_memmgr_and_its_death(void) {
+        g_autofree char *config = config_for(NULL), *path = vm_path("swapper");
+        g_autofree char *err = NULL, *message = NULL, *state = NULL;
+        pid_t memmgr;
+
+        err = create_vm("swapper", config, &message);
+        g_assert_null(err);
+        state = harness_get_string(&h, LAUNCHER, path, "org.polyvm.Vm1", "SwapState");
+        g_assert_cmpstr(state, ==, "ready");
+
+        err = harness_call_error(&h, LAUNCHER, path, "org.polyvm.Vm1", "SwapOut", &message, NULL);
+        g_assert_null(err);
+        g_assert_true(harness_wait_property(&h, LAUNCHER, path, "org.polyvm.Vm1", "SwapState", "active", 20000));
+
+        memmgr = harness_name_pid(&h, "org.polyvm.MemoryManager1");
+        g_assert_cmpint(memmgr, >, 0);
+        g_assert_cmpint(kill(memmgr, SIGKILL), ==, 0);
+        g_assert_true(harness_wait_pid_gone(memmgr, 5000));
+        g_assert_true(harness_wait_property(&h, LAUNCHER, path, "org.polyvm.Vm1", "SwapState", "lost", 5000));
+        g_free(state);
+        state = harness_get_string(&h, LAUNCHER, path, "org.polyvm.Vm1", "State");
+        g_assert_cmpstr(state, ==, "created");
+
+        /* The launcher goes on; a memmgr started again does not know the VM,
+         * and destroying it still works. */
+        destroy_vm("swapper");
+}
+
 /* Without /dev/kvm, Start says so by name; with it, tests/guest boots. */
 static void test_start_names_missing_kvm(void) {
         g_autofree char *config = config_for(NULL);
@@ -354,6 +386,8 @@ int main(int argc, char **argv) {
         g_test_add_func("/launcher/start-names-missing-kvm", test_start_names_missing_kvm);
         g_test_add_func("/launcher/introspection-matches-dbus-xml", test_introspection_matches_dbus_xml);
         g_test_add_func("/launcher/dead-device-is-reported", test_dead_device_is_reported);
+        /* Last: it kills memmgr (D-Bus activation starts another). */
+        g_test_add_func("/launcher/swap-state-follows-memmgr-and-its-death", test_swap_state_follows_memmgr_and_its_death);
 
         harness_start(&h);
         r = g_test_run();
