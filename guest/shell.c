@@ -35,7 +35,8 @@ static void cmd_help(void) {
                      "  rng N     N bytes from virtio-rng\n"
                      "  blk       virtio-blk: blk [DISK] [info|read|write|verify|flush] ...\n"
                      "  net       virtio-net: net [info|addr|ping|udp send|udp recv] ...\n"
-                     "  vcon      virtio-console: vcon [info|write TEXT|read [N] [TIMEOUT_MS]]\n");
+                     "  vcon      virtio-console: vcon [info|write TEXT|read [N] [TIMEOUT_MS]]\n"
+                     "  vsock     virtio-vsock: vsock [info|listen|connect|send|recv|close] ...\n");
 }
 
 static void cmd_e820(void) {
@@ -137,7 +138,7 @@ static void run_command(char *line) {
         else if (strcmp(cmd, "pci") == 0)
                 pci_dump();
         else if (strcmp(cmd, "rng") == 0 || strcmp(cmd, "blk") == 0 || strcmp(cmd, "net") == 0 ||
-                 strcmp(cmd, "vcon") == 0) {
+                 strcmp(cmd, "vcon") == 0 || strcmp(cmd, "vsock") == 0) {
                 char *argv[MAX_ARGS];
                 int argc = split_words(line, argv, MAX_ARGS);
                 if (argc > MAX_ARGS)
@@ -148,6 +149,8 @@ static void run_command(char *line) {
                         virtio_blk_cmd(argc, argv);
                 else if (strcmp(cmd, "net") == 0)
                         virtio_net_cmd(argc, argv);
+                else if (strcmp(cmd, "vsock") == 0)
+                        virtio_vsock_cmd(argc, argv);
                 else
                         virtio_console_cmd(argc, argv);
         }
@@ -164,9 +167,11 @@ void shell_run(void) {
         for (;;) {
                 uint32_t snap = irq_count;
                 char c;
-                /* The network answers ARP and pings while the shell waits:
-                 * its queue interrupts wake this loop. */
+                /* The network answers ARP and pings, vsock accepts and
+                 * echoes, while the shell waits: queue interrupts wake this
+                 * loop. */
                 virtio_net_poll();
+                virtio_vsock_poll();
                 if (pm_take_button_press()) {
                         console_puts("\npower button pressed\n");
                         shell_poweroff();

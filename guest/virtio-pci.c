@@ -75,6 +75,7 @@ static const struct virtio_driver *const drivers[] = {
         &virtio_blk_driver,
         &virtio_net_driver,
         &virtio_console_driver,
+        &virtio_vsock_driver,
 };
 
 static struct virtio_dev *intx_devs[VIRTIO_MAX_DEVS];
@@ -641,6 +642,8 @@ static const char *virtio_kind(uint16_t id) {
                 return "virtio-console";
         case VIRTIO_ID_ENTROPY:
                 return "virtio-rng";
+        case VIRTIO_ID_VSOCK:
+                return "virtio-vsock";
         default:
                 return "virtio";
         }

@@ -17,11 +17,12 @@
 #define VIRTIO_ID_BLOCK 2
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_ENTROPY 4
+#define VIRTIO_ID_VSOCK 19
 
 #define VIRTIO_F_VERSION_1 32
 
 #define VIRTIO_MAX_DEVS 8
-#define VIRTIO_MAX_QUEUES 2
+#define VIRTIO_MAX_QUEUES 3
 #define VQ_MAX_SIZE 128 /* one 4 KiB page holds the three areas */
 
 #define VIRTQ_DESC_F_NEXT 1

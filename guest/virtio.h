@@ -9,6 +9,7 @@ extern const struct virtio_driver virtio_rng_driver;
 extern const struct virtio_driver virtio_blk_driver;
 extern const struct virtio_driver virtio_net_driver;
 extern const struct virtio_driver virtio_console_driver;
+extern const struct virtio_driver virtio_vsock_driver;
 
 /* `rng N`: N (1..4096) bytes from the entropy device. */
 void virtio_rng_cmd(int argc, char **argv);
@@ -22,3 +23,9 @@ void virtio_net_cmd(int argc, char **argv);
 void virtio_net_poll(void);
 /* `vcon [info|write TEXT|read [N] [TIMEOUT_MS]]`: the virtio console port. */
 void virtio_console_cmd(int argc, char **argv);
+/* `vsock [info|listen|connect|send|recv|close] ...`, see docs/testguest.md. */
+void virtio_vsock_cmd(int argc, char **argv);
+/* Handles received packets (accepts, echoes, credit updates); from the
+ * shell's idle loop and the vsock commands' waits, never from an interrupt
+ * handler. */
+void virtio_vsock_poll(void);

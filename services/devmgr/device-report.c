@@ -8,7 +8,17 @@
 #include "device-report.h"
 #include "macro.h"
 
-static int report_send(int sock, const void *msg, size_t len, int fd) {
+static int own_sock = -1;
+
+void device_report_set_own(int sock) {
+        own_sock = sock;
+}
+
+int device_report_own(void) {
+        return own_sock;
+}
+
+static int report_send_flags(int sock, const void *msg, size_t len, int fd, int flags) {
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(sizeof(int))];
@@ -25,7 +35,7 @@ static int report_send(int sock, const void *msg, size_t len, int fd) {
                 memcpy(CMSG_DATA(&control.h), &fd, sizeof(int));
         }
         for (;;) {
-                ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+                ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
                 if (n == (ssize_t) len)
                         return 0;
                 if (n >= 0)
@@ -35,11 +45,15 @@ static int report_send(int sock, const void *msg, size_t len, int fd) {
         }
 }
 
+static int report_send(int sock, const void *msg, size_t len, int fd) {
+        return report_send_flags(sock, msg, len, fd, 0);
+}
+
 int device_report_send(int sock, enum device_report_type type, int fd) {
         struct device_report r = { .magic = DEVICE_REPORT_MAGIC, .type = type };
 
-        if (type == DEVICE_REPORT_UFFD)
-                return -EINVAL; /* it has a body: device_report_send_uffd() */
+        if (type == DEVICE_REPORT_UFFD || type == DEVICE_REPORT_CONNECT || type == DEVICE_REPORT_CONNECTED)
+                return -EINVAL; /* they have a body */
         return report_send(sock, &r, sizeof(r), fd);
 }
 
@@ -55,6 +69,29 @@ int device_report_send_uffd(int sock, int uffd, uint64_t base, uint64_t size) {
         return report_send(sock, &r, sizeof(r), uffd);
 }
 
+int device_report_send_connect(int sock, uint64_t cookie, uint32_t port) {
+        struct device_report_connect r = {
+                .header = { .magic = DEVICE_REPORT_MAGIC, .type = DEVICE_REPORT_CONNECT },
+                .cookie = cookie,
+                .port = port,
+        };
+
+        return report_send_flags(sock, &r, sizeof(r), -1, MSG_DONTWAIT);
+}
+
+int device_report_send_connected(int sock, uint64_t cookie, uint32_t port, int32_t error, int fd) {
+        struct device_report_connected r = {
+                .header = { .magic = DEVICE_REPORT_MAGIC, .type = DEVICE_REPORT_CONNECTED },
+                .cookie = cookie,
+                .port = port,
+                .error = error,
+        };
+
+        if ((error == 0) != (fd >= 0) || error < 0)
+                return -EINVAL;
+        return report_send_flags(sock, &r, sizeof(r), fd, MSG_DONTWAIT);
+}
+
 /* The size of a report of type, 0 for an unknown type. */
 static size_t report_size(uint32_t type) {
         switch (type) {
@@ -64,6 +101,10 @@ static size_t report_size(uint32_t type) {
                 return sizeof(struct device_report);
         case DEVICE_REPORT_UFFD:
                 return sizeof(struct device_report_uffd);
+        case DEVICE_REPORT_CONNECT:
+                return sizeof(struct device_report_connect);
+        case DEVICE_REPORT_CONNECTED:
+                return sizeof(struct device_report_connected);
         default:
                 return 0;
         }
@@ -73,6 +114,8 @@ int device_report_receive(int sock, struct device_report_msg *ret) {
         /* One byte more than the largest report, to see a long one. */
         union {
                 struct device_report_uffd uffd;
+                struct device_report_connect connect;
+                struct device_report_connected connected;
                 uint8_t bytes[sizeof(struct device_report_uffd) + 1];
         } buf;
         union {
@@ -101,7 +144,9 @@ int device_report_receive(int sock, struct device_report_msg *ret) {
                         for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && n_fds < 4; i++)
                                 memcpy(&fds[n_fds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
 
-        with_fd = n >= (ssize_t) sizeof(*h) && (h->type == DEVICE_REPORT_LISTENER || h->type == DEVICE_REPORT_UFFD);
+        with_fd = n >= (ssize_t) sizeof(*h) && (h->type == DEVICE_REPORT_LISTENER || h->type == DEVICE_REPORT_UFFD ||
+                                                (h->type == DEVICE_REPORT_CONNECTED &&
+                                                 n == (ssize_t) sizeof(buf.connected) && buf.connected.error == 0));
         if (n < (ssize_t) sizeof(*h) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || h->magic != DEVICE_REPORT_MAGIC ||
             report_size(h->type) == 0 || (size_t) n != report_size(h->type) || n_fds != (with_fd ? 1 : 0)) {
                 for (int i = 0; i < n_fds; i++)
@@ -114,6 +159,13 @@ int device_report_receive(int sock, struct device_report_msg *ret) {
         if (h->type == DEVICE_REPORT_UFFD) {
                 ret->base = buf.uffd.base;
                 ret->size = buf.uffd.size;
+        } else if (h->type == DEVICE_REPORT_CONNECT) {
+                ret->cookie = buf.connect.cookie;
+                ret->port = buf.connect.port;
+        } else if (h->type == DEVICE_REPORT_CONNECTED) {
+                ret->cookie = buf.connected.cookie;
+                ret->port = buf.connected.port;
+                ret->error = buf.connected.error;
         }
         return 0;
 }

@@ -98,6 +98,7 @@ static _Noreturn void device_child(const struct device_kind *kind, void *dev, co
         for (size_t i = 0; i < n_owned; i++)
                 *owned[i] = keep[2 + i];
         device_memory_setup(userfaultfd_dev >= 0 ? keep[n_keep - 1] : -1, report);
+        device_report_set_own(report);
         if (child_wait_go(report) < 0)
                 _exit(EXIT_FAILURE);
         {

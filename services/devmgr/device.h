@@ -43,6 +43,11 @@ struct device_kind {
          * rewrites in place after moving them. Returns how many (at most
          * DEVICE_OWNED_FDS_MAX). Optional. */
         size_t (*owned_fds)(void *dev, int *ret[]);
+        /* Optional: the path prefix devmgr may connect to for this device
+         * (DEVICE_REPORT_CONNECT in device-report.h connects to
+         * "<prefix>_<port>"), from its validated config; NULL for none. Asked
+         * in devmgr after create(); the string belongs to dev. */
+        const char *(*connect_prefix)(void *dev);
 
         int (*get_ranges)(void *dev, struct proto_ranges *ret);
         /* Accesses already checked against the ranges: range index valid,

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <seccomp.h>
 #include <unistd.h>
@@ -67,6 +69,7 @@ struct managed_device {
         int pidfd; /* of the process, opened while it was our unreaped child */
         bool uffd_reported; /* its guest-memory uffd came (once per device) */
         sd_bus_slot *uffd_call; /* RegisterDeviceUffd in flight */
+        char *connect_prefix; /* device_kind.connect_prefix, from its config; NULL: none */
 };
 
 static struct managed_device *device_by_path(struct manager *m, const char *path) {
@@ -113,6 +116,7 @@ static void device_free(struct managed_device *d) {
         free(d->exit_reason);
         free(d->violation);
         free(d->seccomp_policy);
+        free(d->connect_prefix);
         free(d);
 }
 
@@ -295,6 +299,37 @@ static void device_handle_uffd(struct managed_device *d, int fd, uint64_t base, 
                 log_debug("Device %s mapped %" PRIu64 " bytes of guest memory at 0x%" PRIx64 ".", d->path, size, base);
 }
 
+/* The device asks for a connection to "<prefix>_<port>" (virtio-vsock:
+ * its jail has no file system to connect in). The path comes from the
+ * config devmgr validated; the device only picks the port, so it reaches
+ * nothing its config did not name (docs/threat-model.md). Non-blocking: a
+ * listener with a full backlog is EAGAIN, not a wait. */
+static void device_handle_connect(struct managed_device *d, uint64_t cookie, uint32_t port) {
+        _cleanup_close_ int fd = -1;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int error = 0, n, r;
+
+        if (!d->connect_prefix || !device_running(d->state)) {
+                log_warning("Device %s asked for a connection, which its kind does not make: refused.", d->path);
+                error = EPERM;
+        } else {
+                n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%" PRIu32, d->connect_prefix, port);
+                if (n < 0 || (size_t) n >= sizeof(sa.sun_path))
+                        error = ENAMETOOLONG;
+                else {
+                        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                        if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                                error = errno;
+                                fd = safe_close(fd);
+                        }
+                }
+                log_debug("Device %s: connect to %s: %s.", d->path, sa.sun_path, error ? strerror(error) : "connected");
+        }
+        r = device_report_send_connected(d->report_fd, cookie, port, error, fd);
+        if (r < 0)
+                log_warning_errno(r, "Failed to answer the connect request of %s: %m", d->path);
+}
+
 static void device_handle_report(struct managed_device *d, const struct device_report_msg *msg) {
         enum device_report_type type = msg->type;
         int fd = msg->fd, r;
@@ -327,6 +362,9 @@ static void device_handle_report(struct managed_device *d, const struct device_r
                 return;
         case DEVICE_REPORT_UFFD:
                 device_handle_uffd(d, fd, msg->base, msg->size);
+                return;
+        case DEVICE_REPORT_CONNECT:
+                device_handle_connect(d, msg->cookie, msg->port);
                 return;
         default:
                 safe_close(fd);
@@ -422,7 +460,7 @@ static int method_create_device(sd_bus_message *msg, void *userdata, sd_bus_erro
         struct managed_device *d;
         struct device_process proc;
         struct jail_config jail;
-        _cleanup_free_ char *policy_path = NULL;
+        _cleanup_free_ char *policy_path = NULL, *connect_prefix = NULL;
         void *dev = NULL;
         char err[512], name[64];
         int r;
@@ -451,6 +489,13 @@ static int method_create_device(sd_bus_message *msg, void *userdata, sd_bus_erro
                 return r;
         if (r < 0)
                 return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err[0] ? err : strerror(-r));
+        if (kind->connect_prefix && kind->connect_prefix(dev)) {
+                connect_prefix = strdup(kind->connect_prefix(dev));
+                if (!connect_prefix) {
+                        kind->destroy(dev);
+                        return -ENOMEM;
+                }
+        }
 
         r = seccomp_policy_load(m->seccomp_dir, kind->seccomp_policy, &policy, err, sizeof(err));
         if (r < 0) {
@@ -506,6 +551,7 @@ static int method_create_device(sd_bus_message *msg, void *userdata, sd_bus_erro
         d->state = DEVICE_CREATED;
         d->vm = strdup(vm);
         d->seccomp_policy = TAKE_PTR(policy_path);
+        d->connect_prefix = TAKE_PTR(connect_prefix);
         if (asprintf(&d->path, DEVICE_PATH_PREFIX "/%u", d->id) < 0)
                 d->path = NULL;
         if (!d->vm || !d->path) {

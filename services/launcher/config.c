@@ -14,9 +14,12 @@
  * decompression buffer. Any whole MiB from here up is fine. */
 #define CONFIG_MIN_MEMORY_MIB 16
 
+const char *const vm_config_default_devices[CONFIG_N_DEFAULT_DEVICES] = { "serial", "rtc" };
+
 void vm_config_done(struct vm_config *c) {
         if (!c)
                 return;
+        free(c->console);
         free(c->kernel);
         free(c->initrd);
         free(c->cmdline);
@@ -116,6 +119,32 @@ static int parse_devices(json_object *array, struct vm_config *c, char *err, siz
         return 0;
 }
 
+/* "console" names the kind of a device the VM has: one of devices, or of
+ * the default set when there is no "devices". Whether that kind takes a
+ * console only devmgr's model knows; the launcher checks that at CreateVm. */
+static int check_console(const struct vm_config *c, bool has_devices, char *err, size_t errlen) {
+        size_t n = has_devices ? c->n_devices : CONFIG_N_DEFAULT_DEVICES;
+
+        if (c->console[0] == '\0') {
+                snprintf(err, errlen, "config.console: must be a device kind, not \"\"");
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(has_devices ? c->devices[i].kind : vm_config_default_devices[i], c->console) == 0)
+                        return 0;
+        if (!has_devices)
+                snprintf(err, errlen,
+                         "config.console: \"%s\" is not the kind of any device: without \"devices\" the VM has %s, %s",
+                         c->console, vm_config_default_devices[0], vm_config_default_devices[1]);
+        else if (c->n_devices == 0)
+                snprintf(err, errlen, "config.console: \"%s\" is not the kind of any device: \"devices\" is empty",
+                         c->console);
+        else
+                snprintf(err, errlen, "config.console: \"%s\" is not the kind of any entry in \"devices\"",
+                         c->console);
+        return -EINVAL;
+}
+
 int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_config *ret, char *err,
                     size_t errlen) {
         _cleanup_(json_object_putp) json_object *obj = NULL, *devices = NULL;
@@ -141,6 +170,7 @@ int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_conf
                 { "device_timeout_ms", JSON_FIELD_UINT64, false, &device_timeout_ms, CONFIG_MIN_DEVICE_TIMEOUT_MS,
                   CONFIG_MAX_DEVICE_TIMEOUT_MS },
                 { "cid", JSON_FIELD_UINT64, false, &cid, CONFIG_MIN_CID, CONFIG_MAX_CID },
+                { "console", JSON_FIELD_STRING, false, &c.console },
         };
 
         r = json_parse_object(text, &obj, err, errlen);
@@ -198,6 +228,14 @@ int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_conf
 
         if (devices) {
                 r = parse_devices(devices, &c, err, errlen);
+                if (r < 0)
+                        return r;
+        }
+        if (c.console) {
+                r = check_string(obj, "console", c.console, false, err, errlen);
+                if (r < 0)
+                        return r;
+                r = check_console(&c, devices != NULL, err, errlen);
                 if (r < 0)
                         return r;
         }

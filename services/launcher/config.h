@@ -31,6 +31,11 @@ enum on_device_failure {
         ON_DEVICE_FAILURE_STOP,     /* the VM stops: "device-failed: <device> (<kind>)" */
 };
 
+/* The devices of a VM whose config has no "devices" field: what a Linux
+ * guest expects of a PC. */
+#define CONFIG_N_DEFAULT_DEVICES 2
+extern const char *const vm_config_default_devices[CONFIG_N_DEFAULT_DEVICES];
+
 struct device_config {
         char *kind;
         char *config_json; /* the device object without "kind", as JSON, passed to devmgr */
@@ -48,6 +53,10 @@ struct vm_config {
         enum on_device_failure on_device_failure;
         unsigned device_timeout_ms; /* per device request, 10..60000, default 1000 */
         uint32_t cid;              /* CONFIG_MIN_CID..CONFIG_MAX_CID; 0: the launcher allocates one */
+        /* The kind of the device that gets the VM's console (the first
+         * device of that kind in devices, or in the default set); NULL: the
+         * first device that takes one. */
+        char *console;
 };
 
 /* Parses and validates text. On error returns -EINVAL (or -ENOMEM) and

@@ -10,7 +10,7 @@
 #include "json-util.h"
 #include "macro.h"
 
-const char *const early_device_kinds[] = { "serial", NULL };
+const char *const early_device_kinds[] = { "serial", "virtio-vsock", NULL };
 
 /* /var is not mounted before local-fs.target. Lexical, then through
  * symlinks when the path resolves (a link into /var is just as absent). */
@@ -76,7 +76,7 @@ int early_config_check(const char *text, const struct vm_config *c, char *err, s
         json_object_get(devices);
         for (size_t i = 0; i < c->n_devices; i++)
                 if (!kind_is_early(c->devices[i].kind)) {
-                        snprintf(err, errlen, "config.devices[%zu].kind: \"%s\" is not allowed in an early VM (only the serial console)",
+                        snprintf(err, errlen, "config.devices[%zu].kind: \"%s\" is not allowed in an early VM (only the serial console and virtio-vsock)",
                                  i, c->devices[i].kind);
                         return -EINVAL;
                 }

@@ -21,13 +21,12 @@
 #include "log.h"
 #include "managers.h"
 #include "pci-firmware.h"
+#include "early.h"
 #include "vm.h"
+#include "vsock-config.h"
 
 #define VM_PATH_PREFIX "/org/polyvm/Launcher1/vm"
 #define LAUNCHER_PATH "/org/polyvm/Launcher1"
-
-/* Used when a config has no "devices" key: what a Linux guest expects of a PC. */
-static const char *const default_devices[] = { "serial", "rtc" };
 
 static const char *const state_names[] = {
         [VM_CREATED] = "created",
@@ -309,9 +308,23 @@ static int vm_attach_devices(struct vm *vm, sd_bus_error *error) {
                                 break;
                         }
                 }
-                /* The console goes to the first device that takes one. */
-                if (!console_taken && device_proxy_attach_fd(d, PROTO_FD_CONSOLE, 0, console_fd) >= 0)
+                /* The console goes to the first device of the kind the
+                 * config names, or else to the first device that takes one. */
+                if (console_taken)
+                        continue;
+                if (!vm->config.console) {
+                        if (device_proxy_attach_fd(d, PROTO_FD_CONSOLE, 0, console_fd) >= 0)
+                                console_taken = true;
+                } else if (strcmp(d->kind, vm->config.console) == 0) {
+                        r = device_proxy_attach_fd(d, PROTO_FD_CONSOLE, 0, console_fd);
+                        if (r < 0) {
+                                safe_close(console_fd);
+                                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG,
+                                                         "config.console: devices[%zu] (%s) takes no console: %s", i,
+                                                         d->kind, strerror(-r));
+                        }
                         console_taken = true;
+                }
         }
         safe_close(console_fd);
         if (r < 0)
@@ -344,6 +357,27 @@ static void vm_watch_device(struct vm *vm, size_t i) {
                                   vm->devices[i]->object);
 }
 
+/* The VM's CID into its virtio-vsock device, and for an early VM the
+ * socket in its state directory (docs/early-vms.md). */
+static int vm_vsock_config(struct vm *vm, size_t i, const char *config_json, char **ret, sd_bus_error *error) {
+        _cleanup_free_ char *dir = NULL, *uds = NULL;
+        char where[64], err[512];
+        int r;
+
+        if (vm->launcher->early) {
+                if (early_vm_dir(vm->launcher->root, vm->cid, &dir) < 0 ||
+                    asprintf(&uds, "%s/" VSOCK_EARLY_SOCKET, dir) < 0)
+                        return sd_bus_error_set_errno(error, -ENOMEM);
+        }
+        snprintf(where, sizeof(where), "config.devices[%zu]", i);
+        r = vsock_device_config(config_json, vm->cid, uds, where, ret, err, sizeof(err));
+        if (r == -ENOMEM)
+                return sd_bus_error_set_errno(error, r);
+        if (r < 0)
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err);
+        return 0;
+}
+
 static int vm_create_devices(struct vm *vm, sd_bus_error *error) {
         _cleanup_(json_object_putp) json_object *root = NULL;
         char err[256];
@@ -355,8 +389,8 @@ static int vm_create_devices(struct vm *vm, sd_bus_error *error) {
         if (r < 0)
                 return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err);
         if (!json_object_object_get_ex(root, "devices", NULL)) {
-                for (size_t i = 0; i < ELEMENTSOF(default_devices); i++) {
-                        vm->config.devices[i].kind = strdup(default_devices[i]);
+                for (size_t i = 0; i < CONFIG_N_DEFAULT_DEVICES; i++) {
+                        vm->config.devices[i].kind = strdup(vm_config_default_devices[i]);
                         vm->config.devices[i].config_json = strdup("{}");
                         if (!vm->config.devices[i].kind || !vm->config.devices[i].config_json)
                                 return sd_bus_error_set_errno(error, -ENOMEM);
@@ -366,12 +400,17 @@ static int vm_create_devices(struct vm *vm, sd_bus_error *error) {
 
         for (size_t i = 0; i < vm->config.n_devices; i++) {
                 const struct device_config *dc = &vm->config.devices[i];
-                _cleanup_free_ char *object = NULL;
+                _cleanup_free_ char *object = NULL, *vsock_json = NULL;
                 _cleanup_close_ int fd = -1;
                 pid_t pid;
 
-                r = devmgr_create_device(vm->launcher->bus, vm->name, dc->kind, dc->config_json, &object, &fd, &pid,
-                                         error);
+                if (strcmp(dc->kind, VSOCK_DEVICE_KIND) == 0) {
+                        r = vm_vsock_config(vm, i, dc->config_json, &vsock_json, error);
+                        if (r < 0)
+                                return r;
+                }
+                r = devmgr_create_device(vm->launcher->bus, vm->name, dc->kind, vsock_json ?: dc->config_json, &object,
+                                         &fd, &pid, error);
                 if (r < 0)
                         return r;
                 r = device_proxy_new(dc->kind, object, pid, fd, &vm->devices[i]);
@@ -752,12 +791,13 @@ void vm_destroy(struct vm *vm) {
         for (size_t i = 0; i < vm->n_devices; i++) {
                 char *object = strdup(vm->devices[i]->object);
                 vm->device_hangup[i] = sd_event_source_disable_unref(vm->device_hangup[i]);
+                /* The data path points at its device: free it first. */
+                vm->datapaths[i] = device_datapath_free(vm->datapaths[i]);
                 device_proxy_free(vm->devices[i]);
                 if (object)
                         devmgr_destroy_device(l->bus, object);
                 free(object);
                 safe_close(vm->irq_fds[i]);
-                device_datapath_free(vm->datapaths[i]);
         }
         irq_routes_done(&vm->irq_routes);
         console_free(vm->console);

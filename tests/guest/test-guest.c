@@ -273,6 +273,49 @@ static void test_virtio_rng_and_blk(void) {
         g_assert_cmpint(rmdir(dir), ==, 0);
 }
 
+/* virtio-console next to the serial console. The VM's console socket goes
+ * to one device only, and the test guest's shell lives on the serial port,
+ * so the two halves check what each routing can show:
+ *  - default routing (serial has the console, the shell works): the guest
+ *    finds the device (1af4:1043, one port, no MULTIPORT), and with no
+ *    console attached to it, `vcon write` still completes (the device
+ *    discards and counts) and `vcon read` times out empty: a console-less
+ *    virtio console never stalls the guest or invents input;
+ *  - "console": "virtio-console": the same VM runs, and the serial
+ *    console's banner no longer reaches OpenConsole (it went to the
+ *    virtio-console, which the test guest does not print to).
+ * The byte path through the virtio console itself is covered against the
+ * jailed device by tests/integration/test-virtio-console.c. */
+static void test_virtio_console_beside_serial(void) {
+        static const char devices[] = "[{\"kind\": \"serial\"}, {\"kind\": \"rtc\"}, {\"kind\": \"virtio-console\"}]";
+        g_autofree char *devices_console = g_strdup_printf("%s, \"console\": \"virtio-console\"", devices);
+        struct guest g;
+
+        guest_boot_with(&g, "vcon", "guest/polyvm-testguest.elf", 1, 128, NULL, devices);
+        guest_expect(&g, "virtio-console: port 0 (MULTIPORT not offered, not used; max_nr_ports 1)", BOOT_TIMEOUT_MS);
+        guest_expect(&g, "tg> ", BOOT_TIMEOUT_MS);
+        guest_command(&g, "pci");
+        guest_expect(&g, "1af4:1043", COMMAND_TIMEOUT_MS);
+        guest_command(&g, "vcon write hello polyvm");
+        guest_expect(&g, "vcon write: 13 bytes", COMMAND_TIMEOUT_MS);
+        guest_command(&g, "vcon read 1 300");
+        guest_expect(&g, "vcon read: 0 bytes (timeout)", COMMAND_TIMEOUT_MS);
+        guest_command(&g, "vcon");
+        guest_expect(&g, "received 0 bytes (0 waiting) sent 13 bytes", COMMAND_TIMEOUT_MS);
+        guest_destroy(&g);
+
+        /* devices_console is the devices array plus the console field:
+         * guest_boot_with() pastes it after "devices": as it is. */
+        guest_boot_with(&g, "vcon2", "guest/polyvm-testguest.elf", 1, 128, NULL, devices_console);
+        g_assert_true(harness_wait_property(&h, LAUNCHER, g.path, VM1, "State", "running", COMMAND_TIMEOUT_MS));
+        g_assert_false(harness_expect(g.console, g.log, &g.pos, "polyvm-testguest", 10 * 1000));
+        {
+                g_autofree char *state = harness_get_string(&h, LAUNCHER, g.path, VM1, "State");
+                g_assert_cmpstr(state, ==, "running");
+        }
+        guest_destroy(&g);
+}
+
 int main(int argc, char **argv) {
         static const struct boot_case cases[] = {
                 { "guest/polyvm-testguest.elf", 1 }, { "guest/polyvm-testguest.elf", 2 },
@@ -299,6 +342,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/guest/stop-presses-the-power-button", test_stop_presses_the_power_button);
         g_test_add_func("/guest/kill-and-destroy-leave-nothing", test_kill_and_destroy_leave_nothing);
         g_test_add_func("/guest/virtio-rng-and-blk", test_virtio_rng_and_blk);
+        g_test_add_func("/guest/virtio-console-beside-serial", test_virtio_console_beside_serial);
 
         harness_start(&h);
         r = g_test_run();

@@ -249,6 +249,46 @@ static void test_error_leaves_result_untouched(void) {
         g_assert_null(c.kernel);
 }
 
+/* "console" names a device kind the VM has (in devices, or the default
+ * set without devices); absent, the first device that takes one gets it. */
+static void test_console_kind_accepted_and_checked(void) {
+        struct vm_config c = {};
+        char err[512] = "";
+
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\", \"devices\": [{\"kind\": \"serial\"},"
+                                        " {\"kind\": \"virtio-console\"}], \"console\": \"virtio-console\"}",
+                                        HOST_RAM, &c, err, sizeof(err)),
+                        ==, 0);
+        g_assert_cmpstr(c.console, ==, "virtio-console");
+        vm_config_done(&c);
+        g_assert_null(c.console);
+
+        /* The default set (serial, rtc) counts when devices is absent. */
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\", \"console\": \"serial\"}", HOST_RAM, &c, err,
+                                        sizeof(err)),
+                        ==, 0);
+        g_assert_cmpstr(c.console, ==, "serial");
+        vm_config_done(&c);
+
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\"}", HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        g_assert_null(c.console);
+        vm_config_done(&c);
+
+        assert_rejected("{\"kernel\": \"/k\", \"devices\": [{\"kind\": \"serial\"}], \"console\": \"virtio-console\"}",
+                        HOST_RAM, "config.console: \"virtio-console\" is not the kind of any entry in \"devices\"");
+        assert_rejected("{\"kernel\": \"/k\", \"console\": \"virtio-console\"}", HOST_RAM,
+                        "config.console: \"virtio-console\" is not the kind of any device: without \"devices\" the VM "
+                        "has serial, rtc");
+        assert_rejected("{\"kernel\": \"/k\", \"devices\": [], \"console\": \"serial\"}", HOST_RAM,
+                        "config.console: \"serial\" is not the kind of any device: \"devices\" is empty");
+        assert_rejected("{\"kernel\": \"/k\", \"console\": \"\"}", HOST_RAM,
+                        "config.console: must be a device kind, not \"\"");
+        assert_rejected("{\"kernel\": \"/k\", \"console\": 1}", HOST_RAM, "config.console");
+        assert_rejected("{\"kernel\": \"/k\", \"console\": null}", HOST_RAM, "config.console");
+        assert_rejected("{\"kernel\": \"/k\", \"console\": \"ser\\u0000ial\"}", HOST_RAM,
+                        "config.console: must not contain a NUL character");
+}
+
 static void test_vm_names(void) {
         char long_name[301];
 
@@ -294,6 +334,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/config/device-timeout-default-range-and-errors", test_device_timeout);
         g_test_add_func("/config/on-device-failure-continue-stop-and-errors", test_on_device_failure);
         g_test_add_func("/config/error-leaves-result-untouched", test_error_leaves_result_untouched);
+        g_test_add_func("/config/console-kind-accepted-and-checked", test_console_kind_accepted_and_checked);
         g_test_add_func("/vm-name/validity", test_vm_names);
         return g_test_run();
 }

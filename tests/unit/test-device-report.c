@@ -224,6 +224,62 @@ static void test_uffd_report_with_two_fds_is_refused(void) {
         }
 }
 
+/* virtio-vsock's connect broker: the request, both answers, and answers
+ * whose fd does not match the error are refused with the fd closed. */
+static void test_connect_reports_round_trip(void) {
+        struct device_report_msg m;
+        int sv[2], efd = eventfd(0, EFD_CLOEXEC);
+
+        pair(sv);
+        g_assert_cmpint(device_report_send_connect(sv[0], 77, 5000), ==, 0);
+        g_assert_cmpint(device_report_receive(sv[1], &m), ==, 0);
+        g_assert_cmpint(m.type, ==, DEVICE_REPORT_CONNECT);
+        g_assert_cmpuint(m.cookie, ==, 77);
+        g_assert_cmpuint(m.port, ==, 5000);
+        g_assert_cmpint(m.fd, ==, -1);
+
+        g_assert_cmpint(device_report_send_connected(sv[1], 77, 5000, 0, efd), ==, 0);
+        g_assert_cmpint(device_report_receive(sv[0], &m), ==, 0);
+        g_assert_cmpint(m.type, ==, DEVICE_REPORT_CONNECTED);
+        g_assert_cmpuint(m.cookie, ==, 77);
+        g_assert_cmpint(m.error, ==, 0);
+        g_assert_cmpint(m.fd, >=, 0);
+        close(m.fd);
+
+        g_assert_cmpint(device_report_send_connected(sv[1], 78, 5001, ECONNREFUSED, -1), ==, 0);
+        g_assert_cmpint(device_report_receive(sv[0], &m), ==, 0);
+        g_assert_cmpint(m.error, ==, ECONNREFUSED);
+        g_assert_cmpint(m.fd, ==, -1);
+
+        /* the sender refuses a mismatch */
+        g_assert_cmpint(device_report_send_connected(sv[1], 1, 1, 0, -1), ==, -EINVAL);
+        g_assert_cmpint(device_report_send_connected(sv[1], 1, 1, EIO, efd), ==, -EINVAL);
+        g_assert_cmpint(device_report_send(sv[0], DEVICE_REPORT_CONNECT, -1), ==, -EINVAL);
+
+        /* a receiver refuses: an error with an fd, success without, a
+         * request with an fd */
+        {
+                struct device_report_connected c = { { DEVICE_REPORT_MAGIC, DEVICE_REPORT_CONNECTED }, 1, 1, EIO };
+                struct device_report_connect q = { { DEVICE_REPORT_MAGIC, DEVICE_REPORT_CONNECT }, 1, 1, 0 };
+                int dup1 = dup(efd), dup2 = dup(efd);
+
+                send_raw(sv[1], &c, sizeof(c), dup1);
+                close(dup1);
+                g_assert_cmpint(device_report_receive(sv[0], &m), ==, -EBADMSG);
+                c.error = 0;
+                send_raw(sv[1], &c, sizeof(c), -1);
+                g_assert_cmpint(device_report_receive(sv[0], &m), ==, -EBADMSG);
+                send_raw(sv[0], &q, sizeof(q), dup2);
+                close(dup2);
+                g_assert_cmpint(device_report_receive(sv[1], &m), ==, -EBADMSG);
+                send_raw(sv[0], &q, sizeof(q) - 1, -1);
+                g_assert_cmpint(device_report_receive(sv[1], &m), ==, -EBADMSG);
+        }
+        close(efd);
+        close(sv[0]);
+        close(sv[1]);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/device-report/reports-round-trip", test_reports_round_trip);
@@ -231,5 +287,6 @@ int main(int argc, char **argv) {
         g_test_add_func("/device-report/uffd-report-round-trips", test_uffd_report_round_trips);
         g_test_add_func("/device-report/bad-uffd-reports-are-refused", test_bad_uffd_reports_are_refused);
         g_test_add_func("/device-report/uffd-report-with-two-fds-is-refused", test_uffd_report_with_two_fds_is_refused);
+        g_test_add_func("/device-report/connect-reports-round-trip", test_connect_reports_round_trip);
         return g_test_run();
 }

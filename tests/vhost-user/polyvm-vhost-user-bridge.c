@@ -29,6 +29,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "bridge-net.h"
 #include "bus-util.h"
 #include "guest-ram.h"
 #include "log.h"
@@ -45,8 +46,16 @@
 
 #define F_PROTOCOL_FEATURES (UINT64_C(1) << VHOST_USER_F_PROTOCOL_FEATURES)
 
+/* QEMU sends a ring's size, addresses and kick fd at every start: a
+ * start waits for all three anew, never for what an old one left. */
+#define FRESH_NUM 0x1u
+#define FRESH_ADDR 0x2u
+#define FRESH_KICK 0x4u
+#define FRESH_ALL (FRESH_NUM | FRESH_ADDR | FRESH_KICK)
+
 struct vring {
         bool has_num, has_addr, enabled;
+        unsigned fresh;             /* FRESH_*: what QEMU sent since the last stop */
         uint32_t num;
         uint64_t desc, avail, used; /* guest physical */
         int kick_fd, call_fd;       /* our copies; the device has its own */
@@ -57,6 +66,7 @@ struct bridge {
         int conn;
         uint64_t acked_features;    /* from SET_FEATURES, bit 30 included */
         uint64_t protocol_features; /* from SET_PROTOCOL_FEATURES */
+        bool protocol_set;          /* SET_PROTOCOL_FEATURES came */
         bool features_ok;           /* the device has FEATURES_OK */
         bool running;               /* the device has DRIVER_OK */
         bool device_failed;         /* it said DEVICE_NEEDS_RESET */
@@ -74,15 +84,21 @@ struct bridge {
         struct vring vrings[PDEV_MAX_QUEUES];
 };
 
-/* CONFIG only for a device with a device cfg (QEMU warns about it where
- * its front-end has no config, as vhost-user-rng). */
+/* CONFIG only for a device with a device cfg that QEMU's front-end asks
+ * the back-end for (QEMU warns about it where its front-end has no config
+ * ops, as vhost-user-rng, or keeps the config itself, as virtio-net). */
 static uint64_t protocol_offered(const struct bridge *b) {
+        bool config = b->dev.device_len > 0 && b->dev.virtio_id != BRIDGE_VIRTIO_ID_NET;
+
         return (UINT64_C(1) << VHOST_USER_PROTOCOL_F_MQ) | (UINT64_C(1) << VHOST_USER_PROTOCOL_F_REPLY_ACK) |
-               (b->dev.device_len > 0 ? UINT64_C(1) << VHOST_USER_PROTOCOL_F_CONFIG : 0);
+               (config ? UINT64_C(1) << VHOST_USER_PROTOCOL_F_CONFIG : 0);
 }
 
+/* Bit 30 acked, or protocol features set: QEMU's virtio-net enables its
+ * rings (SET_VRING_ENABLE) at realize, before its first SET_FEATURES,
+ * once GET_FEATURES offered bit 30 and protocol features were set. */
 static bool protocol_negotiated(const struct bridge *b) {
-        return b->acked_features & F_PROTOCOL_FEATURES;
+        return (b->acked_features & F_PROTOCOL_FEATURES) || b->protocol_set;
 }
 
 static int bad_size(const struct vhost_user_msg *m, size_t want) {
@@ -129,7 +145,9 @@ static int stop_device(struct bridge *b, const char *why) {
 
                 if (b->running && v->has_addr)
                         log_info("Queue %u stopped (%s): used idx %d.", q, why, used_idx(b, q));
-                v->enabled = !protocol_negotiated(b);
+                v->fresh = 0;
+                if (!bridge_rings_enabled_early(&b->dev))
+                        v->enabled = false;
         }
         b->running = b->features_ok = false;
         return 0;
@@ -173,16 +191,22 @@ static int negotiate(struct bridge *b, uint64_t features) {
                             (unsigned long long) v);
         b->acked_features = features;
         b->features_ok = true;
-        for (unsigned q = 0; q < b->dev.num_queues; q++)
-                b->vrings[q].enabled = !protocol_negotiated(b);
+        for (unsigned q = 0; q < b->dev.num_queues; q++) {
+                b->vrings[q].fresh = 0;
+                if (!bridge_rings_enabled_early(&b->dev))
+                        b->vrings[q].enabled = false;
+        }
         log_info("Device %s: features 0x%llx accepted (FEATURES_OK).", b->dev.path, (unsigned long long) f);
         return 0;
 }
 
-/* DRIVER_OK once every ring QEMU set up is complete: size, addresses,
- * kick and call fds, and enabled (QEMU enables its rings right after it
- * set up all of them). */
+/* DRIVER_OK once every ring QEMU set up is complete: size, addresses and
+ * kick fd sent for this start, a call fd, and enabled. Most front-ends
+ * enable their rings right after they set up all of them; QEMU's
+ * vhost-net enabled them before the start, so there every ring is waited
+ * for (bridge-net.h). */
 static int maybe_start(struct bridge *b) {
+        bool all = bridge_rings_enabled_early(&b->dev);
         unsigned configured = 0;
         uint8_t status;
         int r;
@@ -191,10 +215,11 @@ static int maybe_start(struct bridge *b) {
                 return 0;
         for (unsigned q = 0; q < b->dev.num_queues; q++) {
                 const struct vring *v = &b->vrings[q];
+                bool enabled = v->enabled || !protocol_negotiated(b);
 
-                if (!v->has_num && !v->has_addr)
+                if (!all && v->fresh == 0)
                         continue;
-                if (!v->has_num || !v->has_addr || v->kick_fd < 0 || v->call_fd < 0 || !v->enabled)
+                if (v->fresh != FRESH_ALL || v->call_fd < 0 || !enabled)
                         return 0;
                 configured++;
         }
@@ -205,7 +230,7 @@ static int maybe_start(struct bridge *b) {
                 const struct vring *v = &b->vrings[q];
                 uint64_t vector, enabled;
 
-                if (!v->has_num)
+                if (v->fresh == 0)
                         continue;
                 if ((r = pdev_common_write(&b->dev, PDEV_CC_Q_SELECT, 2, q)) < 0 ||
                     (r = pdev_common_write(&b->dev, PDEV_CC_Q_SIZE, 2, v->num)) < 0 ||
@@ -363,6 +388,7 @@ static int handle_set_vring_addr(struct bridge *b, const struct vhost_user_msg *
         v->avail = avail;
         v->used = used;
         v->has_addr = true;
+        v->fresh |= FRESH_ADDR;
         log_debug("  vring %u: desc 0x%llx avail 0x%llx used 0x%llx (guest physical)", a->index,
                   (unsigned long long) desc, (unsigned long long) avail, (unsigned long long) used);
         return maybe_start(b);
@@ -399,6 +425,7 @@ static int handle_set_vring_kick(struct bridge *b, struct vhost_user_msg *m) {
                 return log_error_errno(EOPNOTSUPP, "vhost-user: vring %u without a kick fd (polling): not supported", q);
         safe_close(b->vrings[q].kick_fd);
         b->vrings[q].kick_fd = TAKE_FD(m->fds[0]);
+        b->vrings[q].fresh |= FRESH_KICK;
         /* The device waits on it itself, as on KVM's ioeventfd. */
         r = pdev_attach(&b->dev, PROTO_FD_IOEVENT, q, b->vrings[q].kick_fd);
         if (r < 0)
@@ -520,6 +547,7 @@ static int handle(struct bridge *b, struct vhost_user_msg *m, bool *replied) {
                                                (unsigned long long) m->body.u64,
                                                (unsigned long long) protocol_offered(b));
                 b->protocol_features = m->body.u64;
+                b->protocol_set = true;
                 log_debug("  protocol features 0x%llx", (unsigned long long) m->body.u64);
                 return 0;
 
@@ -533,7 +561,7 @@ static int handle(struct bridge *b, struct vhost_user_msg *m, bool *replied) {
 
         case VHOST_USER_GET_QUEUE_NUM:
                 *replied = true;
-                return reply_u64(b, m, b->dev.num_queues);
+                return reply_u64(b, m, bridge_queue_num(&b->dev));
 
         case VHOST_USER_SET_MEM_TABLE:
                 r = handle_set_mem_table(b, m);
@@ -552,6 +580,7 @@ static int handle(struct bridge *b, struct vhost_user_msg *m, bool *replied) {
                         return log_error_errno(EBUSY, "vhost-user: vring %u resized while the device runs", s->index);
                 b->vrings[s->index].num = s->num;
                 b->vrings[s->index].has_num = true;
+                b->vrings[s->index].fresh |= FRESH_NUM;
                 return 0;
 
         case VHOST_USER_SET_VRING_ADDR:
@@ -578,7 +607,9 @@ static int handle(struct bridge *b, struct vhost_user_msg *m, bool *replied) {
                         return r;
                 /* Stopping a ring stops the device: reset it. Its worker is
                  * joined and rng and blk complete every chain they take, so
-                 * the used index is where the available ring was consumed to. */
+                 * the used index is where the available ring was consumed to;
+                 * virtio-net's rx may hold one chain with no frame in it yet,
+                 * which a resumed ring would then offer again. */
                 r = stop_device(b, "GET_VRING_BASE");
                 if (r < 0)
                         return r;
@@ -779,7 +810,8 @@ static int run(struct bridge *b, const char *socket_path, int sigfd) {
 
 static void help(void) {
         printf("polyvm-vhost-user-bridge --socket PATH --kind KIND [--config JSON] [--vm NAME] [--bus=ADDR] [--debug]\n\n"
-               "A vhost-user back-end for QEMU (-chardev socket,path=PATH -device vhost-user-*-pci) that creates\n"
+               "A vhost-user back-end for QEMU (-chardev socket,path=PATH -device vhost-user-*-pci, or\n"
+               "-netdev vhost-user + -device virtio-net-pci for --kind virtio-net) that creates\n"
                "a polyvm device of KIND through devmgr and hands it QEMU's guest memory, kick and call fds.\n"
                "Prints 'READY <device object> <pid>' once it listens; exits 0 when QEMU disconnects.\n");
 }
@@ -849,6 +881,8 @@ int main(int argc, char **argv) {
         r = pdev_create(&b.dev, bus, vm, kind, config);
         if (r >= 0)
                 r = pdev_setup(&b.dev);
+        if (r >= 0)
+                r = bridge_net_describe(&b.dev);
         if (r >= 0)
                 r = run(&b, socket_path, sigfd);
 
