@@ -27,8 +27,7 @@ static void report_active(void *userdata) {
         (void) device_report_send(*report, DEVICE_REPORT_ACTIVE, -1);
 }
 
-/* Blocks until devmgr has written the id maps; fails if it is gone. */
-static int child_wait_go(int report) {
+int device_spawn_wait_go(int report) {
         enum device_report_type type;
         int fd, r;
 
@@ -99,7 +98,7 @@ static _Noreturn void device_child(const struct device_kind *kind, void *dev, co
                 *owned[i] = keep[2 + i];
         device_memory_setup(userfaultfd_dev >= 0 ? keep[n_keep - 1] : -1, report);
         device_report_set_own(report);
-        if (child_wait_go(report) < 0)
+        if (device_spawn_wait_go(report) < 0)
                 _exit(EXIT_FAILURE);
         {
                 struct jail_config c = *jail;
@@ -126,7 +125,7 @@ static _Noreturn void device_child(const struct device_kind *kind, void *dev, co
         _exit(EXIT_FAILURE); /* not reached */
 }
 
-static bool userns_refused(int error) {
+bool device_spawn_userns_refused(int error) {
         /* EPERM: a sysctl or LSM forbids it; ENOSPC/EUSERS: the count limit;
          * EINVAL: a kernel without user namespaces. */
         return error == EPERM || error == ENOSPC || error == EUSERS || error == EINVAL;
@@ -169,7 +168,7 @@ int device_spawn(const struct device_kind *kind, void *dev, const struct seccomp
          * child may run libc after a raw clone as after fork(). */
         for (;;) {
                 pid = (pid_t) syscall(SYS_clone, jail_clone_flags(c.userns) | SIGCHLD, NULL, NULL, NULL, 0);
-                if (pid >= 0 || !c.userns || !userns_refused(errno))
+                if (pid >= 0 || !c.userns || !device_spawn_userns_refused(errno))
                         break;
                 log_warning_errno(errno, "The host refuses a user namespace (%m); jailing %s without one.", name);
                 c.userns = false;

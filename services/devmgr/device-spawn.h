@@ -21,3 +21,9 @@ struct device_process {
  * host refuses one, the device is jailed without and ret->userns says so. */
 int device_spawn(const struct device_kind *kind, void *dev, const struct seccomp_policy *policy,
                  const struct jail_config *jail, const char *name, struct device_process *ret);
+
+/* Shared with plugin-spawn.c. In the child: blocks until devmgr has
+ * written the id maps (DEVICE_REPORT_GO); fails if devmgr is gone. */
+int device_spawn_wait_go(int report);
+/* Whether clone() failed because the host refuses a user namespace. */
+bool device_spawn_userns_refused(int error);

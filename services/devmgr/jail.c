@@ -12,6 +12,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/fsuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -140,13 +142,91 @@ static void jail_record_namespaces(void) {
         }
 }
 
+/* The flags a remount must keep: in a user namespace the ones the host set
+ * are locked, and a remount that drops one fails. */
+static unsigned long jail_locked_flags(const char *path) {
+        static const struct {
+                unsigned long st, ms;
+        } map[] = {
+                { ST_NOEXEC, MS_NOEXEC },       { ST_NOATIME, MS_NOATIME },
+                { ST_NODIRATIME, MS_NODIRATIME }, { ST_RELATIME, MS_RELATIME },
+        };
+        struct statvfs sv;
+        unsigned long flags = 0;
+
+        if (statvfs(path, &sv) < 0)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(map); i++)
+                if (sv.f_flag & map[i].st)
+                        flags |= map[i].ms;
+        return flags;
+}
+
+/* /usr, /lib, /lib64 of the host into the new root at root: the loader and
+ * the libraries a dynamically linked program needs, and nothing mounted
+ * below them (the bind is not recursive). A symlink (Debian's /lib ->
+ * usr/lib) is copied as a symlink. */
+static int jail_bind_system_dirs(const char *root) {
+        static const char *const dirs[] = { "usr", "lib", "lib64" };
+
+
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                char src[32], dst[64], target[256];
+                struct stat st;
+                ssize_t n;
+
+                snprintf(src, sizeof(src), "/%s", dirs[i]);
+                snprintf(dst, sizeof(dst), "%s/%s", root, dirs[i]);
+                if (lstat(src, &st) < 0) {
+                        if (errno == ENOENT)
+                                continue;
+                        return log_error_errno(errno, "Failed to look at %s: %m", src);
+                }
+                if (S_ISLNK(st.st_mode)) {
+                        n = readlink(src, target, sizeof(target) - 1);
+                        if (n < 0)
+                                return log_error_errno(errno, "Failed to read the link %s: %m", src);
+                        target[n] = 0;
+                        if (symlink(target, dst) < 0)
+                                return log_error_errno(errno, "Failed to link %s in the jail: %m", src);
+                        continue;
+                }
+                if (!S_ISDIR(st.st_mode))
+                        continue;
+                if (mkdir(dst, 0555) < 0)
+                        return log_error_errno(errno, "Failed to create %s: %m", dst);
+                if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+                        return log_error_errno(errno, "Failed to bind %s into the jail: %m", src);
+                if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | jail_locked_flags(src),
+                          NULL) < 0)
+                        return log_error_errno(errno, "Failed to make %s read-only in the jail: %m", src);
+        }
+        return 0;
+}
+
 /* tmpfs as the new root, then pivot_root(".", ".") and detach the old root,
- * so nothing of the host's file system is reachable. */
-static int jail_pivot_root(void) {
+ * so nothing of the host's file system is reachable (but the system
+ * directories, for a process that asks for them). */
+static int jail_pivot_root(bool system_dirs, bool userns) {
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                 return log_error_errno(errno, "Failed to make mounts private: %m");
-        if (mount("polyvm-jail", JAIL_ROOT, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=4,mode=0555") < 0)
+        /* In a user namespace our host root is unmapped: an inode it owns
+         * is beyond the namespace's capabilities and it can create none
+         * (EOVERFLOW). The root and what goes in it are made as the jail's
+         * id (fsuid only: it keeps the namespace's capabilities; the ids
+         * all change later). */
+        if (system_dirs && userns) {
+                (void) setfsgid(JAIL_INNER_ID);
+                (void) setfsuid(JAIL_INNER_ID);
+        }
+        if (mount("polyvm-jail", JAIL_ROOT, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  system_dirs ? "size=4k,nr_inodes=8,mode=0555" : "size=4k,nr_inodes=4,mode=0555") < 0)
                 return log_error_errno(errno, "Failed to mount the jail root: %m");
+        if (system_dirs) {
+                int r = jail_bind_system_dirs(JAIL_ROOT);
+                if (r < 0)
+                        return r;
+        }
         if (chdir(JAIL_ROOT) < 0)
                 return log_error_errno(errno, "Failed to enter the jail root: %m");
         if (syscall(SYS_pivot_root, ".", ".") < 0)
@@ -231,7 +311,7 @@ int jail_enter(const struct jail_config *c, int parent_fd) {
         int r;
 
         jail_record_namespaces();
-        r = jail_pivot_root();
+        r = jail_pivot_root(c->system_dirs, c->userns);
         if (r < 0)
                 return r;
         if (sethostname("device", 6) < 0)

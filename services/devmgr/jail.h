@@ -42,6 +42,11 @@ struct jail_config {
         unsigned rlimit_nofile; /* 0: JAIL_NOFILE_DEFAULT */
         unsigned rlimit_nproc;  /* tasks (threads count) of its uid: 0 starts none */
         uint64_t rlimit_fsize;  /* RLIMIT_FSIZE: how far it may write into a file (0: it writes none) */
+        /* For a process that execs a dynamically linked program (a plugin,
+         * plugin-spawn.h): /usr, /lib and /lib64 of the host, read-only,
+         * nosuid, nodev, in its otherwise empty root (symlinks stay
+         * symlinks). Devices get nothing. */
+        bool system_dirs;
 };
 
 /* clone() flags for the namespaces, with or without a user namespace. */

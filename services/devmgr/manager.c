@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -21,6 +22,8 @@
 #include "json-util.h"
 #include "log.h"
 #include "manager.h"
+#include "plugin-check.h"
+#include "plugin-spawn.h"
 
 /* Where device uffds go (docs/memmgr.md). */
 #define MEMMGR_BUS_NAME "org.polyvm.MemoryManager1"
@@ -70,7 +73,15 @@ struct managed_device {
         bool uffd_reported; /* its guest-memory uffd came (once per device) */
         sd_bus_slot *uffd_call; /* RegisterDeviceUffd in flight */
         char *connect_prefix; /* device_kind.connect_prefix, from its config; NULL: none */
+        /* A plugin's StopPlugin: the call answered once it is gone, the
+         * grace timer, and whether the timer had to kill it. */
+        sd_bus_message *stop_call;
+        sd_event_source *stop_timer;
+        uint64_t stop_grace_usec;
+        bool stop_timed_out;
 };
+
+static void plugin_stop_done(struct managed_device *d);
 
 static struct managed_device *device_by_path(struct manager *m, const char *path) {
         for (struct managed_device *d = m->devices; d; d = d->next)
@@ -117,6 +128,7 @@ static void device_free(struct managed_device *d) {
         free(d->violation);
         free(d->seccomp_policy);
         free(d->connect_prefix);
+        plugin_stop_done(d);
         free(d);
 }
 
@@ -168,6 +180,14 @@ static int on_device_exit(sd_event_source *s, const siginfo_t *si, void *userdat
                         r = asprintf(&reason, "killed by signal %d (SIG%s)", si->si_status,
                                      sigabbrev_np(si->si_status) ?: "?");
         }
+        if (r >= 0 && d->stop_timed_out) {
+                char *t = NULL;
+
+                r = asprintf(&t, "timeout: still running %" PRIu64 " ms after SIGTERM, %s", d->stop_grace_usec / 1000,
+                             reason);
+                free(reason);
+                reason = t;
+        }
         if (r >= 0) {
                 free(d->exit_reason);
                 d->exit_reason = reason;
@@ -186,6 +206,7 @@ static int on_device_exit(sd_event_source *s, const siginfo_t *si, void *userdat
                 if (r < 0)
                         log_warning_errno(r, "Failed to emit Failed for %s: %m", d->path);
         }
+        plugin_stop_done(d);
         /* sd-event reaps the process after this returns; the source is
          * dropped with the device. */
         return 0;
@@ -624,6 +645,223 @@ static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* Plugins (plugin-spawn.h): a Device1 of kind "plugin", not one of Kinds
+ * (CreateDevice cannot make one), with the same exit reporting as a
+ * device and a stop with a grace period. */
+
+static const struct device_kind plugin_kind = {
+        .name = "plugin",
+        .seccomp_policy = "plugin",
+};
+
+#define PLUGIN_STOP_GRACE_DEFAULT_USEC (1000 * 1000ULL)
+#define PLUGIN_STOP_GRACE_MAX_USEC (60 * 1000 * 1000ULL)
+
+static void strv_freep(char ***p) {
+        if (!*p)
+                return;
+        for (char **s = *p; *s; s++)
+                free(*s);
+        free(*p);
+}
+
+/* A started process becomes a managed object watched like a device:
+ * its exit, its report channel (the listener), its log, its caller. */
+static int manager_register_process(struct manager *m, sd_bus_message *msg, const struct device_kind *kind,
+                                    const char *vm, const struct device_process *proc, char **policy_path,
+                                    struct managed_device **ret, sd_bus_error *error) {
+        struct managed_device *d;
+        int r;
+
+        if (!proc->userns)
+                m->userns_refused = true;
+        d = calloc(1, sizeof(*d));
+        if (!d) {
+                kill(proc->pid, SIGKILL);
+                (void) waitpid(proc->pid, NULL, 0);
+                safe_close(proc->report);
+                safe_close(proc->log);
+                return -ENOMEM;
+        }
+        d->manager = m;
+        d->id = m->next_id++;
+        d->kind = kind;
+        d->pid = proc->pid;
+        d->userns = proc->userns;
+        d->report_fd = proc->report;
+        d->listener_fd = -1;
+        d->pidfd = (int) syscall(SYS_pidfd_open, proc->pid, 0);
+        if (d->pidfd < 0)
+                log_warning_errno(errno, "Failed to open a pidfd for process %d: %m", (int) proc->pid);
+        d->state = DEVICE_CREATED;
+        d->vm = strdup(vm);
+        d->seccomp_policy = TAKE_PTR(*policy_path);
+        if (asprintf(&d->path, DEVICE_PATH_PREFIX "/%u", d->id) < 0)
+                d->path = NULL;
+        if (!d->vm || !d->path) {
+                safe_close(proc->log);
+                device_free(d);
+                return -ENOMEM;
+        }
+        r = device_log_new(m->event, proc->log, d->path, &d->log);
+        if (r < 0)
+                log_warning_errno(r, "Failed to read the log of %s, it is lost: %m", d->path);
+        d->next = m->devices;
+        m->devices = d;
+
+        r = sd_event_add_child(m->event, &d->child_source, d->pid, WEXITED, on_device_exit, d);
+        if (r >= 0)
+                r = sd_event_add_io(m->event, &d->report_source, d->report_fd, EPOLLIN, on_device_report, d);
+        if (r >= 0)
+                r = sd_bus_track_new(m->bus, &d->track, on_owner_gone, d);
+        if (r >= 0)
+                r = sd_bus_track_add_sender(d->track, msg);
+        if (r < 0) {
+                device_remove(d);
+                return bus_error_from_errno(error, r, "Failed to watch the process");
+        }
+        r = sd_bus_emit_interfaces_added(m->bus, d->path, "org.polyvm.Device1", NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit InterfacesAdded for %s: %m", d->path);
+        *ret = d;
+        return 0;
+}
+
+static int method_create_plugin(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        _cleanup_(seccomp_policy_done) struct seccomp_policy policy = {};
+        _cleanup_(strv_freep) char **args = NULL, **extra = NULL;
+        _cleanup_free_ char *policy_path = NULL;
+        _cleanup_close_ int exe = -1;
+        const char *vm, *path;
+        struct managed_device *d = NULL;
+        struct device_process proc;
+        struct jail_config jail;
+        char err[512], name[64];
+        int sock, r;
+
+        r = sd_bus_message_read(msg, "ss", &vm, &path);
+        if (r >= 0)
+                r = sd_bus_message_read_strv(msg, &args);
+        if (r >= 0)
+                r = sd_bus_message_read(msg, "h", &sock);
+        if (r >= 0)
+                r = sd_bus_message_read_strv(msg, &extra);
+        if (r < 0)
+                return r;
+
+        if (!vm_name_valid(vm))
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS,
+                                         "vm: '%s' is not a VM name (1..64 printable characters, no '/')", vm);
+        if (plugin_check_args(args, err, sizeof(err)) < 0 || plugin_check_socket(sock, err, sizeof(err)) < 0 ||
+            plugin_open_executable(path, &exe, err, sizeof(err)) < 0)
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS, "%s", err);
+
+        r = seccomp_policy_load(m->seccomp_dir, plugin_kind.seccomp_policy, &policy, err, sizeof(err));
+        if (r < 0) {
+                log_error("Cannot load the seccomp policy of plugins: %s", err);
+                return sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "seccomp policy of plugins: %s", err);
+        }
+        r = plugin_policy_add_extra(&policy, extra, err, sizeof(err));
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return sd_bus_error_setf(error, r == -EPERM ? POLYVM_ERROR_NOT_PERMITTED : POLYVM_ERROR_INVALID_ARGS,
+                                         "%s", err);
+        if (asprintf(&policy_path, "%s/%s.policy", m->seccomp_dir, plugin_kind.seccomp_policy) < 0)
+                return -ENOMEM;
+
+        jail = (struct jail_config) {
+                .userns = !m->userns_refused,
+                .host_uid = JAIL_HOST_ID_BASE + m->next_id % JAIL_HOST_ID_COUNT,
+                .host_gid = JAIL_HOST_ID_BASE + m->next_id % JAIL_HOST_ID_COUNT,
+                .rlimit_nofile = PLUGIN_NOFILE,
+                .rlimit_nproc = PLUGIN_NPROC,
+                /* It sizes memfds of its own for guest memory; its root
+                 * is read-only, so no other file can grow. */
+                .rlimit_fsize = RLIM_INFINITY,
+        };
+        snprintf(name, sizeof(name), "plugin#%u", m->next_id);
+        r = plugin_spawn(exe, path, args, sock, &policy, &jail, name, &proc);
+        if (r < 0)
+                return bus_error_from_errno(error, r, "Failed to start the plugin process");
+        r = manager_register_process(m, msg, &plugin_kind, vm, &proc, &policy_path, &d, error);
+        if (r < 0)
+                return r;
+        log_info("Created %s: plugin %s for %s, pid %d, uid %u, namespaces %s.", d->path, path, vm, (int) d->pid,
+                 (unsigned) jail.host_uid, jail_namespaces_string(d->userns));
+        return sd_bus_reply_method_return(msg, "ou", d->path, (uint32_t) d->pid);
+}
+
+/* The plugin is gone (or removed): answer StopPlugin with how it ended. */
+static void plugin_stop_done(struct managed_device *d) {
+        d->stop_timer = sd_event_source_disable_unref(d->stop_timer);
+        if (!d->stop_call)
+                return;
+        if (device_running(d->state))
+                (void) sd_bus_reply_method_errorf(d->stop_call, POLYVM_ERROR_NO_SUCH_DEVICE,
+                                                  "device: %s was removed while stopping", d->path);
+        else
+                (void) sd_bus_reply_method_return(d->stop_call, "s", d->exit_reason ?: "");
+        d->stop_call = sd_bus_message_unref(d->stop_call);
+}
+
+static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct managed_device *d = userdata;
+
+        d->stop_timer = sd_event_source_disable_unref(d->stop_timer);
+        if (!device_running(d->state))
+                return 0;
+        log_warning("Plugin %s (pid %d) still runs %" PRIu64 " ms after SIGTERM: killing it.", d->path, (int) d->pid,
+                    d->stop_grace_usec / 1000);
+        d->stop_timed_out = true;
+        if (kill(d->pid, SIGKILL) < 0 && errno != ESRCH)
+                log_warning_errno(errno, "Failed to kill plugin process %d: %m", (int) d->pid);
+        return 0;
+}
+
+static int method_stop_plugin(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        struct managed_device *d;
+        const char *path;
+        uint64_t grace;
+        int r;
+
+        r = sd_bus_message_read(msg, "ot", &path, &grace);
+        if (r < 0)
+                return r;
+        d = device_by_path(m, path);
+        if (!d)
+                return sd_bus_error_setf(error, POLYVM_ERROR_NO_SUCH_DEVICE, "device: no device %s", path);
+        if (d->kind != &plugin_kind)
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS,
+                                         "device: %s is a %s device, not a plugin (use DestroyDevice)", path,
+                                         d->kind->name);
+        if (grace > PLUGIN_STOP_GRACE_MAX_USEC)
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS, "grace_usec: %" PRIu64 " is more than %llu",
+                                         grace, PLUGIN_STOP_GRACE_MAX_USEC);
+        if (!device_running(d->state))
+                return sd_bus_reply_method_return(msg, "s", d->exit_reason ?: "");
+        if (d->stop_call)
+                return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE, "device: %s is already being stopped", path);
+
+        d->stop_grace_usec = grace ?: PLUGIN_STOP_GRACE_DEFAULT_USEC;
+        r = sd_event_add_time_relative(m->event, &d->stop_timer, CLOCK_MONOTONIC, d->stop_grace_usec, 0,
+                                       on_stop_timeout, d);
+        if (r < 0)
+                return bus_error_from_errno(error, r, "Failed to arm the stop timer");
+        if (kill(d->pid, SIGTERM) < 0 && errno != ESRCH) {
+                r = -errno;
+                d->stop_timer = sd_event_source_disable_unref(d->stop_timer);
+                return bus_error_from_errno(error, r, "Failed to signal the plugin");
+        }
+        log_info("Stopping plugin %s (pid %d), %" PRIu64 " ms of grace.", d->path, (int) d->pid,
+                 d->stop_grace_usec / 1000);
+        /* Answered by plugin_stop_done() once the process is reaped. */
+        d->stop_call = sd_bus_message_ref(msg);
+        return 1;
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Kinds", "as", property_get_kinds, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -635,6 +873,13 @@ static const sd_bus_vtable manager_vtable[] = {
                                 method_destroy_device, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListDevices", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ossu)", devices),
                                 method_list_devices, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CreatePlugin",
+                                SD_BUS_ARGS("s", vm, "s", path, "as", args, "h", socket, "as", extra_syscalls),
+                                SD_BUS_RESULT("o", device, "u", pid),
+                                method_create_plugin, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("StopPlugin", SD_BUS_ARGS("o", device, "t", grace_usec),
+                                SD_BUS_RESULT("s", exit_reason),
+                                method_stop_plugin, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

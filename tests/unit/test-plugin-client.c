@@ -19,6 +19,7 @@
 
 #include "minimal-plugin.h"
 #include "plugin-fake.h"
+#include "plugin-mini-cpu.h"
 #include "plugin-server.h"
 
 struct env {
@@ -238,71 +239,6 @@ static void test_vcpu_io_exit_round_trip(void) {
         env_close(&e);
 }
 
-/* The minimal example's guest, run by a stand-in for KVM: just the
- * instructions the example uses, in real mode. */
-struct mini_cpu {
-        struct env *e;
-        const uint8_t *mem; /* guest address 0.. */
-        size_t mem_size;
-        unsigned steps;
-        bool failed;
-};
-
-static void vcpu_stop(struct mini_cpu *c, const struct plugin_event *ev, unsigned *resumes) {
-        g_assert_cmpint(plugin_server_vcpu_event(c->e->s, 0, ev), ==, 0);
-        *resumes = fake_vm_wait_resume(&c->e->fake, *resumes);
-        g_assert_cmpuint(*resumes, >, 0);
-}
-
-static void *mini_vcpu(void *arg) {
-        struct mini_cpu *c = arg;
-        struct plugin_event init = { .kind = PLUGIN_EVENT_INIT };
-        unsigned resumes = 0;
-        uint16_t ip, dx = 0, si = 0;
-        uint8_t al = 0;
-        bool zf = false;
-        uint64_t cs;
-
-        vcpu_stop(c, &init, &resumes);
-        /* The plugin has set the registers and created memory by now. */
-        g_assert_cmpuint(c->e->fake.n_memory, ==, 1);
-        c->mem = c->e->fake.memory[0].map;
-        c->mem_size = c->e->fake.memory[0].m.size;
-        cs = c->e->fake.sregs.cs.base;
-        ip = (uint16_t) c->e->fake.regs.rip;
-        g_assert_cmphex(cs, ==, 0);
-        for (c->steps = 0; c->steps < 100000; c->steps++) {
-                const uint8_t *op = c->mem + cs + ip;
-                struct plugin_event ev = {};
-
-                g_assert_cmpuint(cs + ip + 3, <, c->mem_size);
-                switch (op[0]) {
-                case 0xBA: dx = (uint16_t) (op[1] | op[2] << 8); ip += 3; break;
-                case 0xBE: si = (uint16_t) (op[1] | op[2] << 8); ip += 3; break;
-                case 0xAC: al = c->mem[si++]; ip += 1; break;
-                case 0x84: g_assert_cmphex(op[1], ==, 0xC0); zf = al == 0; ip += 2; break;
-                case 0x74: ip += 2; if (zf) ip = (uint16_t) (ip + (int8_t) op[1]); break;
-                case 0xEB: ip = (uint16_t) (ip + 2 + (int8_t) op[1]); break;
-                case 0xEE:
-                        ip += 1;
-                        ev = (struct plugin_event) { .kind = PLUGIN_EVENT_IO, .is_write = 1, .address = dx, .size = 1,
-                                                     .data = { al } };
-                        vcpu_stop(c, &ev, &resumes);
-                        break;
-                case 0xF4:
-                        ev = (struct plugin_event) { .kind = PLUGIN_EVENT_HLT };
-                        /* The plugin ends its loop on HLT without resuming. */
-                        g_assert_cmpint(plugin_server_vcpu_event(c->e->s, 0, &ev), ==, 0);
-                        return NULL;
-                default:
-                        c->failed = true;
-                        return NULL;
-                }
-        }
-        c->failed = true;
-        return NULL;
-}
-
 static void test_minimal_example_prints_what_its_guest_writes(void) {
         struct mini_cpu c = {};
         pthread_t vcpu;
@@ -312,8 +248,9 @@ static void test_minimal_example_prints_what_its_guest_writes(void) {
         FILE *out = open_memstream(&text, &size);
 
         env_open(&e, 1);
-        c.e = &e;
-        g_assert_cmpint(pthread_create(&vcpu, NULL, mini_vcpu, &c), ==, 0);
+        c.s = e.s;
+        c.fake = &e.fake;
+        g_assert_cmpint(pthread_create(&vcpu, NULL, mini_cpu_run, &c), ==, 0);
         g_assert_cmpint(minimal_plugin_run(e.p, "Hi, plugin!\n", out), ==, 0);
         g_assert_cmpint(pthread_join(vcpu, NULL), ==, 0);
         g_assert_false(c.failed);

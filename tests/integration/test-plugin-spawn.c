@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Plugin processes through the real devmgr (CreatePlugin, StopPlugin):
+ * the built polyvm-plugin-minimal runs jailed on one end of a socketpair
+ * whose other end this test serves with the launcher's plugin server and
+ * the fake ops (tests/unit/plugin-fake.h), playing its vCPU with the
+ * mini interpreter (tests/unit/plugin-mini-cpu.h); its jail is checked
+ * from /proc, its output found in devmgr's log. plugin-misbehave ends each
+ * other way (status, signal, seccomp violation, ignored SIGTERM), and bad
+ * arguments get named errors. After each, no process of the plugin is
+ * left. devmgr is started by the test (not activated) so that its stderr,
+ * the log, is the test's to read. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "plugin-fake.h"
+#include "plugin-mini-cpu.h"
+#include "plugin-server.h"
+
+#define DEVMGR "org.polyvm.DeviceManager1"
+#define DEVMGR_PATH "/org/polyvm/DeviceManager1"
+#define DEVICE_IFACE "org.polyvm.Device1"
+
+static struct harness h;
+static GPid devmgr_pid;
+static int devmgr_log = -1;
+static GString *log_text;
+static size_t log_pos;
+
+static void devmgr_start(void) {
+        g_autofree char *exe = harness_build_path("services/devmgr/polyvm-devmgr");
+        g_autofree char *bus = g_strdup_printf("--bus=%s", h.address);
+        char *argv[] = { exe, bus, NULL };
+        g_autoptr(GError) error = NULL;
+
+        g_assert_true(g_spawn_async_with_pipes(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &devmgr_pid,
+                                               NULL, NULL, &devmgr_log, &error));
+        g_assert_no_error(error);
+        log_text = g_string_new(NULL);
+        g_assert_true(harness_expect(devmgr_log, log_text, &log_pos, "Reading seccomp policies", 10000));
+        for (int i = 0; i < 500 && harness_name_pid(&h, DEVMGR) != devmgr_pid; i++)
+                g_usleep(10 * 1000);
+        g_assert_cmpint(harness_name_pid(&h, DEVMGR), ==, devmgr_pid);
+}
+
+static void devmgr_stop(void) {
+        int status;
+
+        kill(devmgr_pid, SIGTERM);
+        g_assert_cmpint(waitpid(devmgr_pid, &status, 0), ==, devmgr_pid);
+        g_assert_true(WIFEXITED(status));
+        close(devmgr_log);
+        g_string_free(log_text, TRUE);
+}
+
+static char *create_plugin(const char *path, const char *const *args, int sock, const char *const *extra,
+                           pid_t *ret_pid, char **ret_error) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL, *reply = NULL;
+        const char *p;
+        char *result = NULL;
+        uint32_t pid;
+        int r;
+
+        g_assert_cmpint(sd_bus_message_new_method_call(h.bus, &m, DEVMGR, DEVMGR_PATH, DEVMGR, "CreatePlugin"), >=, 0);
+        g_assert_cmpint(sd_bus_message_append(m, "ss", "vm1", path), >=, 0);
+        g_assert_cmpint(sd_bus_message_append_strv(m, (char **) args), >=, 0);
+        g_assert_cmpint(sd_bus_message_append(m, "h", sock), >=, 0);
+        g_assert_cmpint(sd_bus_message_append_strv(m, (char **) extra), >=, 0);
+        r = sd_bus_call(h.bus, m, 10 * 1000 * 1000, &error, &reply);
+        if (r < 0) {
+                g_assert_nonnull(ret_error);
+                *ret_error = g_strdup_printf("%s: %s", error.name, error.message);
+        } else {
+                g_assert_cmpint(sd_bus_message_read(reply, "ou", &p, &pid), >, 0);
+                result = g_strdup(p);
+                *ret_pid = (pid_t) pid;
+        }
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(m);
+        sd_bus_message_unref(reply);
+        return result;
+}
+
+static char *stop_plugin(const char *path, uint64_t grace_usec) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *reason;
+        char *s;
+
+        if (sd_bus_call_method(h.bus, DEVMGR, DEVMGR_PATH, DEVMGR, "StopPlugin", &error, &reply, "ot", path, grace_usec) < 0)
+                g_error("StopPlugin: %s: %s", error.name, error.message);
+        g_assert_cmpint(sd_bus_message_read(reply, "s", &reason), >, 0);
+        s = g_strdup(reason);
+        sd_bus_message_unref(reply);
+        return s;
+}
+
+static void destroy(const char *path) {
+        g_autofree char *err = harness_call_error(&h, DEVMGR, DEVMGR_PATH, DEVMGR, "DestroyDevice", NULL, "o", path);
+        g_assert_null(err);
+}
+
+/* /proc/<pid>/status field, trimmed. */
+static char *status_field(pid_t pid, const char *field) {
+        g_autofree char *path = g_strdup_printf("/proc/%d/status", (int) pid);
+        g_autofree char *text = NULL;
+        g_autofree char *key = g_strdup_printf("\n%s:", field);
+        const char *p, *e;
+
+        g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+        p = strstr(text, key);
+        g_assert_nonnull(p);
+        p += strlen(key);
+        e = strchr(p, '\n');
+        return g_strstrip(g_strndup(p, e ? (size_t) (e - p) : strlen(p)));
+}
+
+static void wait_ended(const char *path, const char *state, const char *reason_prefix, pid_t pid) {
+        g_autofree char *reason = NULL;
+
+        g_assert_true(harness_wait_property(&h, DEVMGR, path, DEVICE_IFACE, "State", state, 10000));
+        reason = harness_get_string(&h, DEVMGR, path, DEVICE_IFACE, "ExitReason");
+        if (!g_str_has_prefix(reason, reason_prefix))
+                g_error("ExitReason of %s is '%s', expected '%s...'", path, reason, reason_prefix);
+        g_assert_true(harness_wait_pid_gone(pid, 5000));
+}
+
+struct server {
+        struct fake_vm fake;
+        struct plugin_server *s;
+        pthread_t thread;
+        atomic_bool stop;
+        atomic_int result;
+};
+
+static void *serve(void *arg) {
+        struct server *sv = arg;
+
+        while (!atomic_load(&sv->stop)) {
+                int r = plugin_server_process(sv->s, 20);
+                if (r < 0) {
+                        atomic_store(&sv->result, r);
+                        break;
+                }
+        }
+        return NULL;
+}
+
+static void test_minimal_example_runs_jailed(void) {
+        g_autofree char *exe = harness_build_path("plugins/polyvm-plugin-minimal");
+        const char *args[] = { "Hello from a jailed plugin\n", NULL }, *none[] = { NULL };
+        g_autofree char *path = NULL, *seccomp = NULL, *nnp = NULL, *capeff = NULL, *uid = NULL, *kind = NULL;
+        struct mini_cpu c = {};
+        struct server sv = {};
+        pthread_t vcpu;
+        pid_t pid = 0;
+        int fd;
+
+        fake_vm_init(&sv.fake);
+        g_assert_cmpint(plugin_server_new(&fake_ops, &sv.fake, 1, &sv.s, &fd), ==, 0);
+        path = create_plugin(exe, args, fd, none, &pid, NULL);
+        close(fd); /* devmgr and the plugin have theirs */
+        g_assert_nonnull(path);
+        kind = harness_get_string(&h, DEVMGR, path, DEVICE_IFACE, "Kind");
+        g_assert_cmpstr(kind, ==, "plugin");
+        /* CreatePlugin and StopPlugin as dbus/ says; a plugin is a Device1. */
+        harness_compare_interface(&h, DEVMGR, DEVMGR_PATH, DEVMGR);
+        harness_compare_interface(&h, DEVMGR, path, DEVICE_IFACE);
+        g_assert_cmpint(pthread_create(&sv.thread, NULL, serve, &sv), ==, 0);
+
+        /* Connected, memory created, port reserved: it runs the program now. */
+        for (int i = 0; i < 500 && !fake_vm_called(&sv.fake, "reserve_range"); i++)
+                g_usleep(10 * 1000);
+        if (!fake_vm_called(&sv.fake, "reserve_range")) {
+                (void) harness_expect(devmgr_log, log_text, &log_pos, "\x01never", 500);
+                g_printerr("devmgr log:\n%s\n", log_text->str); /* why it did not get there */
+        }
+        g_assert_true(fake_vm_called(&sv.fake, "add_memory id=1 offset=0x0 guest=0x0 size=0x10000"));
+        g_assert_true(fake_vm_called(&sv.fake, "reserve_range space=0 start=0xe9 length=0x1"));
+        seccomp = status_field(pid, "Seccomp");
+        nnp = status_field(pid, "NoNewPrivs");
+        capeff = status_field(pid, "CapEff");
+        uid = status_field(pid, "Uid");
+        g_assert_cmpstr(seccomp, ==, "2");
+        g_assert_cmpstr(nnp, ==, "1");
+        g_assert_cmpstr(capeff, ==, "0000000000000000");
+        /* Its own host uid from devmgr's range, in all four fields. */
+        g_assert_true(g_str_has_prefix(uid, "18"));
+        g_assert_cmpuint(g_ascii_strtoull(uid, NULL, 10), >=, 0x70000000u);
+
+        c.s = sv.s;
+        c.fake = &sv.fake;
+        g_assert_cmpint(pthread_create(&vcpu, NULL, mini_cpu_run, &c), ==, 0);
+        g_assert_cmpint(pthread_join(vcpu, NULL), ==, 0);
+        g_assert_false(c.failed);
+
+        /* What its guest printed went to stdout, which devmgr logs. */
+        g_assert_true(harness_expect(devmgr_log, log_text, &log_pos, "Hello from a jailed plugin", 5000));
+        wait_ended(path, "exited", "exited with status 0", pid);
+        g_assert_cmpint(pthread_join(sv.thread, NULL), ==, 0);
+        g_assert_cmpint(atomic_load(&sv.result), ==, -ECONNRESET); /* its main socket hung up */
+        plugin_server_free(sv.s);
+        fake_vm_done(&sv.fake);
+        destroy(path);
+}
+
+/* Runs plugin-misbehave with args; returns its object. */
+static char *misbehave(const char *const *args, const char *const *extra, int *ret_sock, pid_t *ret_pid) {
+        g_autofree char *exe = harness_build_path("tests/integration/plugin-misbehave");
+        const char *none[] = { NULL };
+        g_autofree char *error = NULL;
+        char *path;
+        int sv[2];
+
+        g_assert_cmpint(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), ==, 0);
+        path = create_plugin(exe, args, sv[1], extra ?: none, ret_pid, &error);
+        if (!path)
+                g_error("CreatePlugin(%s): %s", args[0], error);
+        close(sv[1]);
+        if (ret_sock)
+                *ret_sock = sv[0];
+        else
+                close(sv[0]);
+        return path;
+}
+
+static void wait_ready(int sock) {
+        struct pollfd p = { .fd = sock, .events = POLLIN };
+        char buf[8] = {};
+
+        g_assert_cmpint(poll(&p, 1, 10000), ==, 1);
+        g_assert_cmpint(recv(sock, buf, sizeof(buf), 0), ==, 5);
+        g_assert_cmpstr(buf, ==, "ready");
+}
+
+static void test_error_exit_is_reported(void) {
+        const char *args[] = { "exit", "3", NULL };
+        g_autofree char *path = NULL;
+        pid_t pid;
+
+        path = misbehave(args, NULL, NULL, &pid);
+        wait_ended(path, "failed", "exited with status 3", pid);
+        /* Its stderr reached devmgr's log, under its object's name. */
+        g_assert_true(harness_expect(devmgr_log, log_text, &log_pos, "plugin-misbehave: exiting with 3", 5000));
+        destroy(path);
+}
+
+static void test_signal_death_is_reported(void) {
+        const char *args[] = { "segv", NULL };
+        g_autofree char *path = NULL;
+        pid_t pid;
+
+        path = misbehave(args, NULL, NULL, &pid);
+        wait_ended(path, "failed", "killed by signal 11 (SIGSEGV)", pid);
+        destroy(path);
+}
+
+static void test_forbidden_syscall_is_named(void) {
+        const char *args[] = { "ptrace", NULL };
+        g_autofree char *path = NULL;
+        pid_t pid;
+
+        path = misbehave(args, NULL, NULL, &pid);
+        wait_ended(path, "failed", "seccomp violation: ptrace", pid);
+        destroy(path);
+}
+
+static void test_extra_syscall_widens_the_policy(void) {
+        const char *args[] = { "uname", NULL }, *extra[] = { "uname", NULL };
+        g_autofree char *without = NULL, *with = NULL;
+        pid_t pid;
+
+        without = misbehave(args, NULL, NULL, &pid);
+        wait_ended(without, "failed", "seccomp violation: uname", pid);
+        with = misbehave(args, extra, NULL, &pid);
+        wait_ended(with, "exited", "exited with status 0", pid);
+        destroy(without);
+        destroy(with);
+}
+
+static void test_stop_kills_after_grace_with_timeout(void) {
+        const char *args[] = { "hang", NULL };
+        g_autofree char *path = NULL, *reason = NULL;
+        gint64 start;
+        pid_t pid;
+        int sock;
+
+        path = misbehave(args, NULL, &sock, &pid);
+        wait_ready(sock);
+        start = g_get_monotonic_time();
+        reason = stop_plugin(path, 300 * 1000);
+        /* Answered once it is gone, after the grace period and no later than a while after. */
+        g_assert_cmpint(g_get_monotonic_time() - start, >=, 300 * 1000);
+        g_assert_cmpint(g_get_monotonic_time() - start, <, 3000 * 1000);
+        g_assert_true(g_str_has_prefix(reason, "timeout: still running 300 ms after SIGTERM, killed by signal 9"));
+        g_assert_false(harness_pid_alive(pid));
+        wait_ended(path, "failed", "timeout: still running 300 ms after SIGTERM", pid);
+        close(sock);
+        destroy(path);
+}
+
+static void test_stop_of_a_plugin_that_leaves_on_sigterm(void) {
+        const char *args[] = { "term", NULL };
+        g_autofree char *path = NULL, *reason = NULL, *again = NULL;
+        pid_t pid;
+        int sock;
+
+        path = misbehave(args, NULL, &sock, &pid);
+        wait_ready(sock);
+        /* 0: the default grace period (1 s), which it does not need. */
+        reason = stop_plugin(path, 0);
+        g_assert_cmpstr(reason, ==, "exited with status 0");
+        g_assert_true(harness_wait_pid_gone(pid, 1000));
+        again = stop_plugin(path, 0); /* already gone: just the reason */
+        g_assert_cmpstr(again, ==, "exited with status 0");
+        close(sock);
+        destroy(path);
+}
+
+static void expect_error(const char *exe, const char *const *args, int sock, const char *const *extra,
+                         const char *name, const char *needle) {
+        g_autofree char *error = NULL, *path = NULL;
+        const char *none[] = { NULL };
+        pid_t pid = 0;
+
+        path = create_plugin(exe, args ?: none, sock, extra ?: none, &pid, &error);
+        if (path)
+                g_error("CreatePlugin(%s) succeeded, expected %s", exe, name);
+        if (!g_str_has_prefix(error, name) || !strstr(error, needle))
+                g_error("CreatePlugin(%s): '%s', expected %s with '%s'", exe, error, name, needle);
+}
+
+static gboolean devmgr_has_children(void) {
+        g_autofree char *path = g_strdup_printf("/proc/%d/task/%d/children", (int) devmgr_pid, (int) devmgr_pid);
+        g_autofree char *text = NULL;
+
+        g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+        return g_strstrip(text)[0] != 0;
+}
+
+static void test_bad_arguments_are_named_errors(void) {
+        g_autofree char *exe = harness_build_path("tests/integration/plugin-misbehave");
+        g_autofree char *source = harness_build_path("build.ninja");
+        g_autofree char *dir = harness_build_path("tests");
+        const char *ptrace[] = { "ptrace", NULL }, *bogus[] = { "no_such_call", NULL };
+        const char *args[] = { "exit", "0", NULL };
+        int sv[2], tcp;
+
+        g_assert_cmpint(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), ==, 0);
+        tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        g_assert_cmpint(tcp, >=, 0);
+
+        expect_error("tests/integration/plugin-misbehave", args, sv[1], NULL, "org.polyvm.Error.InvalidArguments",
+                     "not an absolute path");
+        expect_error(source, args, sv[1], NULL, "org.polyvm.Error.InvalidArguments", "not executable");
+        expect_error(dir, args, sv[1], NULL, "org.polyvm.Error.InvalidArguments", "is a directory");
+        expect_error("/nonexistent/plugin", args, sv[1], NULL, "org.polyvm.Error.InvalidArguments", "cannot open");
+        expect_error(exe, args, tcp, NULL, "org.polyvm.Error.InvalidArguments", "AF_UNIX SOCK_SEQPACKET");
+        expect_error(exe, args, sv[1], bogus, "org.polyvm.Error.InvalidArguments",
+                     "unknown system call 'no_such_call'");
+        expect_error(exe, args, sv[1], ptrace, "org.polyvm.Error.NotPermitted", "'ptrace' is on the deny list");
+        /* None of them started anything: devmgr has no child left (every
+         * earlier plugin was reaped and destroyed too). */
+        g_assert_false(devmgr_has_children());
+        close(sv[0]);
+        close(sv[1]);
+        close(tcp);
+}
+
+int main(int argc, char *argv[]) {
+        int r;
+
+        g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/plugin-spawn/minimal-example-runs-jailed", test_minimal_example_runs_jailed);
+        g_test_add_func("/plugin-spawn/error-exit-is-reported", test_error_exit_is_reported);
+        g_test_add_func("/plugin-spawn/signal-death-is-reported", test_signal_death_is_reported);
+        g_test_add_func("/plugin-spawn/forbidden-syscall-is-named", test_forbidden_syscall_is_named);
+        g_test_add_func("/plugin-spawn/extra-syscall-widens-the-policy", test_extra_syscall_widens_the_policy);
+        g_test_add_func("/plugin-spawn/stop-kills-after-grace-with-timeout", test_stop_kills_after_grace_with_timeout);
+        g_test_add_func("/plugin-spawn/stop-of-a-plugin-that-leaves-on-sigterm",
+                        test_stop_of_a_plugin_that_leaves_on_sigterm);
+        g_test_add_func("/plugin-spawn/bad-arguments-are-named-errors", test_bad_arguments_are_named_errors);
+        harness_start(&h);
+        devmgr_start();
+        r = g_test_run();
+        devmgr_stop();
+        harness_stop(&h);
+        return r;
+}
