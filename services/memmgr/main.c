@@ -9,10 +9,11 @@
 #include "manager.h"
 
 static void help(void) {
-        printf("Usage: polyvm-memmgr [--bus=system|user|ADDRESS] [--state-dir=DIR]\n\n"
+        printf("Usage: polyvm-memmgr [--bus=system|user|ADDRESS] [--state-dir=DIR] [--swap-io=direct|buffered]\n\n"
                "Serves %s: guest memory as sealed memfds.\n"
                "Without --bus: $POLYVM_BUS_ADDRESS, else the system bus.\n"
-               "Swap files go to --state-dir, else $STATE_DIRECTORY, else %s.\n", MEMMGR_BUS_NAME,
+               "Swap files go to --state-dir, else $STATE_DIRECTORY, else %s.\n"
+               "--swap-io: swap file I/O, buffered (synced per step, the default) or direct (O_DIRECT).\n", MEMMGR_BUS_NAME,
                MEMMGR_STATE_DIR_DEFAULT);
 }
 
@@ -21,6 +22,7 @@ int main(int argc, char **argv) {
         int r;
 
         const char *state_dir = NULL;
+        int direct_io = -1;
 
         log_set_ident("polyvm-memmgr");
         for (int i = 1; i < argc; i++) {
@@ -32,6 +34,10 @@ int main(int argc, char **argv) {
                         state_dir = argv[i] + 12;
                         continue;
                 }
+                if (strcmp(argv[i], "--swap-io=direct") == 0 || strcmp(argv[i], "--swap-io=buffered") == 0) {
+                        direct_io = argv[i][10] == 'd';
+                        continue;
+                }
                 if (strncmp(argv[i], "--bus=", 6) != 0) {
                         fprintf(stderr, "polyvm-memmgr: unknown argument '%s' (see --help)\n", argv[i]);
                         return 2;
@@ -41,6 +47,8 @@ int main(int argc, char **argv) {
         r = manager_new(state_dir, &m);
         if (r < 0)
                 return EXIT_FAILURE;
+        if (direct_io >= 0)
+                m->swap_direct_io = direct_io;
         r = bus_service_main(bus_spec_from_args(argc, argv), MEMMGR_BUS_NAME, manager_setup_bus, m);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -70,6 +70,26 @@ int swap_file_path(const char *dir, const char *vm, char **ret) {
         return asprintf(ret, "%s/%s.swap", dir, vm) < 0 ? -ENOMEM : 0;
 }
 
+int swap_pwrite_full(int fd, const void *buf, size_t len, uint64_t off) {
+        const uint8_t *p = buf;
+
+        while (len > 0) {
+                ssize_t n = pwrite(fd, p, len, (off_t) off);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -ENOSPC; /* no progress: as the kernel would say next */
+                p += n;
+                len -= (size_t) n;
+                off += (uint64_t) n;
+        }
+        return 0;
+}
+
 const char *swap_state_to_string(enum swap_state st) {
         static const char *const names[] = {
                 [SWAP_READY] = "ready",
@@ -128,9 +148,42 @@ _printf_(2, 3) static void swap_fail(struct swap *s, const char *fmt, ...) {
         if (vasprintf(&s->last_error, fmt, ap) < 0)
                 s->last_error = NULL;
         va_end(ap);
+        if (s->rollback_error && s->last_error) {
+                /* Bringing pages back after a failed SwapOut failed too: say both. */
+                char *both = NULL;
+                if (asprintf(&both, "%s (while bringing guest memory back after: %s)", s->last_error,
+                             s->rollback_error) >= 0) {
+                        free(s->last_error);
+                        s->last_error = both;
+                }
+        }
+        free(s->rollback_error);
+        s->rollback_error = NULL;
+        s->rolling_back = false;
         log_error("VM %s: swap failed: %s", s->vm, s->last_error ?: "(out of memory)");
         (void) sd_event_source_set_enabled(s->work, SD_EVENT_OFF);
         swap_set_state(s, SWAP_FAILED);
+}
+
+/* SwapOut cannot write (full disk, I/O error): nothing of the failing
+ * chunk left memory, and the pages that left before come back from the
+ * file (the steps of SwapIn, still in state swapping-out), then every
+ * mapping is unregistered and the file emptied; only then is the state
+ * failed, with LastError saying why. So a failed SwapOut leaves the VM as
+ * before it: all in memory, no faults through memmgr, the disk freed. */
+_printf_(2, 3) static void swap_rollback(struct swap *s, const char *fmt, ...) {
+        va_list ap;
+
+        free(s->rollback_error);
+        s->rollback_error = NULL;
+        va_start(ap, fmt);
+        if (vasprintf(&s->rollback_error, fmt, ap) < 0)
+                s->rollback_error = NULL;
+        va_end(ap);
+        log_error("VM %s: swap out failed, bringing guest memory back: %s", s->vm,
+                  s->rollback_error ?: "(out of memory)");
+        s->rolling_back = true;
+        s->cursor = 0;
 }
 
 /* Whether a failed ioctl (r) on e's uffd failed because its process is
@@ -184,22 +237,36 @@ static void swap_kill_owner(struct swap *s, uint32_t index) {
                 (void) kill(e->pid, SIGBUS);
 }
 
-/* Reads guest page at off from the swap file into buf; fails the swap
- * with a clear error on a short read or an I/O error. */
-static int swap_read_page(struct swap *s, uint64_t off, void *buf) {
-        ssize_t n = pread(s->fd, buf, s->page_size, (off_t) off);
+/* Reads len bytes of guest memory at off from the swap file into buf
+ * (aligned for O_DIRECT); fails the swap with a clear error on a short
+ * read or an I/O error. */
+static int swap_read_range(struct swap *s, uint64_t off, uint64_t len, void *buf) {
+        uint64_t done = 0;
 
-        if (n == (ssize_t) s->page_size)
-                return 0;
-        if (n < 0) {
-                int r = -errno;
-                swap_fail(s, "swap file %s: cannot read guest page at offset 0x%" PRIx64 ": %s", s->file_path, off,
-                          strerror(-r));
-                return r;
+        while (done < len) {
+                ssize_t n = pread(s->fd, (uint8_t *) buf + done, len - done, (off_t) (off + done));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        int r = -errno;
+                        swap_fail(s, "swap file %s: cannot read guest memory at offset 0x%" PRIx64 ": %s",
+                                  s->file_path, off + done, strerror(-r));
+                        return r;
+                }
+                if (n == 0) {
+                        swap_fail(s, "swap file %s: short read of guest memory at offset 0x%" PRIx64 " (%" PRIu64
+                                  " of %" PRIu64 " bytes): the file was truncated or corrupted", s->file_path, off,
+                                  done, len);
+                        return -EIO;
+                }
+                done += (uint64_t) n;
         }
-        swap_fail(s, "swap file %s: short read of guest page at offset 0x%" PRIx64 " (%zd of %" PRIu64
-                  " bytes): the file was truncated or corrupted", s->file_path, off, n, s->page_size);
-        return -EIO;
+        return 0;
+}
+
+static int swap_read_page(struct swap *s, uint64_t off, void *buf) {
+        return swap_read_range(s, off, s->page_size, buf);
 }
 
 static int swap_copy_in(int fd, uint64_t dst, const void *src, uint64_t len) {
@@ -312,7 +379,6 @@ static int swap_out_step(struct swap *s) {
                 }
                 for (uint64_t i = 0; i < n; i++) {
                         const uint8_t *p = (const uint8_t *) s->buf + i * s->page_size;
-                        ssize_t w;
 
                         next[i] = s->pages[first + i];
                         if (!resident[i]) {
@@ -320,20 +386,43 @@ static int swap_out_step(struct swap *s) {
                                         next[i] = SWAP_PAGE_ZERO; /* a hole: zeros */
                                 continue;
                         }
-                        if (swap_page_is_zero(p, s->page_size)) {
-                                next[i] = SWAP_PAGE_ZERO;
+                        next[i] = swap_page_is_zero(p, s->page_size) ? SWAP_PAGE_ZERO : SWAP_PAGE_FILE;
+                }
+                /* Runs of data pages go out with one write each (O_DIRECT
+                 * wants big aligned writes; s->buf and offsets are aligned).
+                 * Zero pages are never written: the file stays sparse. */
+                for (uint64_t i = 0; i < n;) {
+                        uint64_t j = i;
+
+                        if (next[i] != SWAP_PAGE_FILE || !resident[i]) {
+                                i++;
                                 continue;
                         }
-                        w = pwrite(s->fd, p, s->page_size, (off_t) (off + i * s->page_size));
-                        if (w != (ssize_t) s->page_size) {
-                                /* Nothing of this chunk is punched: it stays in memory. */
-                                r = w < 0 ? -errno : -ENOSPC;
+                        while (j < n && next[j] == SWAP_PAGE_FILE && resident[j])
+                                j++;
+                        r = swap_pwrite_full(s->fd, (const uint8_t *) s->buf + i * s->page_size,
+                                             (size_t) ((j - i) * s->page_size), off + i * s->page_size);
+                        if (r < 0) {
+                                /* Nothing of this chunk is punched: it stays in
+                                 * memory, and what left before comes back. */
                                 (void) swap_wp(s, off, len, false);
-                                swap_fail(s, "swap file %s: cannot write guest page at offset 0x%" PRIx64 ": %s",
-                                          s->file_path, off + i * s->page_size, strerror(-r));
+                                swap_rollback(s, "swap file %s: cannot write guest memory at offset 0x%" PRIx64
+                                              " (%" PRIu64 " bytes): %s", s->file_path, off + i * s->page_size,
+                                              (j - i) * s->page_size, strerror(-r));
                                 return r;
                         }
-                        next[i] = SWAP_PAGE_FILE;
+                        i = j;
+                }
+                /* Buffered: an I/O error could still come at writeback, after
+                 * the punch, and the page would be lost. Wait for it here. */
+                if (!s->direct_io &&
+                    sync_file_range(s->fd, (off_t) off, (off_t) len, SYNC_FILE_RANGE_WAIT_BEFORE |
+                                    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
+                        r = -errno;
+                        (void) swap_wp(s, off, len, false);
+                        swap_rollback(s, "swap file %s: cannot write guest memory at offset 0x%" PRIx64
+                                      " (%" PRIu64 " bytes): %s", s->file_path, off, len, strerror(-r));
+                        return r;
                 }
                 if (fallocate(s->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) off, (off_t) len) < 0) {
                         r = -errno;
@@ -396,12 +485,29 @@ static struct uffd_entry *swap_copy_entry(struct swap *s) {
         return NULL;
 }
 
-/* One chunk of SwapIn: copies the chunk's pages from the file; a page
- * already back in memory (EEXIST) is newer than the file and stays. */
+/* One chunk of SwapIn: copies the chunk's pages from the file (one read
+ * from its first to its last file page); a page already back in memory
+ * (EEXIST) is newer than the file and stays. */
 static int swap_in_step(struct swap *s) {
-        uint64_t first = s->cursor, n = MIN((uint64_t) SWAP_CHUNK_PAGES, s->n_pages - first);
+        uint64_t first = s->cursor, n = MIN((uint64_t) SWAP_CHUNK_PAGES, s->n_pages - first), lo = n, hi = 0;
         int r;
 
+        for (uint64_t i = 0; i < n; i++)
+                if (s->pages[first + i] == SWAP_PAGE_FILE) {
+                        lo = MIN(lo, i);
+                        hi = i + 1;
+                }
+        if (lo < hi) {
+                /* Buffered: start reading every file page of the range at
+                 * once (readahead is off for the faults' sake). */
+                if (!s->direct_io)
+                        (void) posix_fadvise(s->fd, (off_t) ((first + lo) * s->page_size),
+                                             (off_t) ((hi - lo) * s->page_size), POSIX_FADV_WILLNEED);
+                r = swap_read_range(s, (first + lo) * s->page_size, (hi - lo) * s->page_size,
+                                    (uint8_t *) s->buf + lo * s->page_size);
+                if (r < 0)
+                        return r;
+        }
         for (uint64_t i = first; i < first + n; i++) {
                 uint64_t off = i * s->page_size;
 
@@ -414,10 +520,8 @@ static int swap_in_step(struct swap *s) {
                                 swap_fail(s, "no live process maps guest memory to bring it back through");
                                 return -ESRCH;
                         }
-                        r = swap_read_page(s, off, s->buf);
-                        if (r < 0)
-                                return r;
-                        r = swap_copy_in(e->fd, e->base + off, s->buf, s->page_size);
+                        r = swap_copy_in(e->fd, e->base + off, (uint8_t *) s->buf + (i - first) * s->page_size,
+                                         s->page_size);
                         if (r < 0 && r != -EEXIST && r != -EAGAIN && swap_entry_gone(e, r))
                                 return 0; /* again, through another one */
                         if (r == -EAGAIN)
@@ -451,16 +555,16 @@ static int on_work(sd_event_source *source, uint64_t usec, void *userdata) {
         struct swap *s = userdata;
         int r;
 
-        if (s->state == SWAP_SWAPPING_OUT)
+        if (s->state == SWAP_SWAPPING_OUT && !s->rolling_back)
                 r = swap_out_step(s);
-        else if (s->state == SWAP_SWAPPING_IN)
-                r = swap_in_step(s);
+        else if (s->state == SWAP_SWAPPING_IN || s->state == SWAP_SWAPPING_OUT)
+                r = swap_in_step(s); /* SwapIn, or a failed SwapOut bringing pages back */
         else {
                 (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
                 return 0;
         }
-        if (r < 0)
-                return 0; /* failed and stopped */
+        if (r < 0 && s->state == SWAP_FAILED)
+                return 0; /* failed and stopped; a rollback goes on */
 
         s->progress = s->n_pages ? (double) s->cursor / (double) s->n_pages : 1.0;
         if (s->cursor < s->n_pages) {
@@ -472,7 +576,7 @@ static int on_work(sd_event_source *source, uint64_t usec, void *userdata) {
         }
         (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
         s->progress = 1.0;
-        if (s->state == SWAP_SWAPPING_OUT) {
+        if (s->state == SWAP_SWAPPING_OUT && !s->rolling_back) {
                 log_info("VM %s swapped out: %" PRIu64 " pages in %s, %" PRIu64 " zero pages skipped.", s->vm,
                          s->n_file, s->file_path, s->n_zero);
                 swap_set_state(s, SWAP_ACTIVE);
@@ -486,6 +590,14 @@ static int on_work(sd_event_source *source, uint64_t usec, void *userdata) {
         }
         if (ftruncate(s->fd, 0) < 0 || ftruncate(s->fd, (off_t) s->size) < 0)
                 log_warning_errno(-errno, "Failed to empty swap file %s: %m", s->file_path);
+        if (s->rolling_back) {
+                log_error("VM %s: guest memory is back in memory after the failed swap out.", s->vm);
+                free(s->last_error);
+                s->last_error = TAKE_PTR(s->rollback_error);
+                s->rolling_back = false;
+                swap_set_state(s, SWAP_FAILED);
+                return 0;
+        }
         log_info("VM %s swapped in.", s->vm);
         swap_set_state(s, SWAP_READY);
         return 0;
@@ -548,6 +660,7 @@ struct swap *swap_free(struct swap *s) {
         free(s->buf);
         free(s->pages);
         free(s->last_error);
+        free(s->rollback_error);
         free(s->file_path);
         free(s->dir);
         free(s->object_path);
@@ -570,7 +683,17 @@ static int swap_open_file(struct swap *s, char *err, size_t errlen) {
                 return -errno;
         }
         /* A leftover from a crashed memmgr is stale: start afresh. */
-        s->fd = open(s->file_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        s->fd = open(s->file_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | (s->direct_io ? O_DIRECT : 0),
+                     0600);
+        if (s->fd < 0 && errno == EINVAL && s->direct_io) {
+                /* The file system has no O_DIRECT: buffered, synced per step. */
+                log_warning("Swap file %s: no O_DIRECT on this file system, using buffered I/O.", s->file_path);
+                s->direct_io = false;
+                s->fd = open(s->file_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        }
+        /* Faults read single pages at random: no readahead. */
+        if (s->fd >= 0 && !s->direct_io)
+                (void) posix_fadvise(s->fd, 0, 0, POSIX_FADV_RANDOM);
         if (s->fd < 0 || fchmod(s->fd, 0600) < 0 || ftruncate(s->fd, (off_t) s->size) < 0) {
                 int r = -errno;
                 snprintf(err, errlen, "swap file %s: %s", s->file_path, strerror(-r));
@@ -656,6 +779,10 @@ int swap_register_device(struct swap *s, int fd, uint64_t base, pid_t pid, bool 
 static int swap_start(struct swap *s, enum swap_state st) {
         int r;
 
+        /* A SwapIn while a failed SwapOut brings pages back takes over. */
+        s->rolling_back = false;
+        free(s->rollback_error);
+        s->rollback_error = NULL;
         s->cursor = 0;
         s->progress = 0;
         free(s->last_error);

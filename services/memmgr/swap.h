@@ -58,6 +58,10 @@ int swap_file_path(const char *dir, const char *vm, char **ret);
 
 const char *swap_state_to_string(enum swap_state s);
 
+/* pwrite of all len bytes at off, retrying partial writes and EINTR: 0, or
+ * -errno of the write that failed (-ENOSPC if one wrote nothing). */
+int swap_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
 struct swap {
         char *vm;
         char *object_path;
@@ -77,6 +81,9 @@ struct swap {
         double progress;
         uint64_t last_emit_usec;
         char *last_error;
+        bool rolling_back;        /* a failed SwapOut brings pages back (state swapping-out) */
+        char *rollback_error;     /* why it failed: LastError once they are back */
+        bool direct_io;           /* the swap file is O_DIRECT (else buffered, synced per step) */
         struct swap_histogram latency;
         void *buf;                /* one chunk, page-aligned */
         sd_event_source *work;

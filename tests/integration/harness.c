@@ -39,6 +39,11 @@ void harness_start(struct harness *h) {
 
         memset(h, 0, sizeof(*h));
         g_assert_true(g_file_test(conf, G_FILE_TEST_EXISTS));
+        if (!g_getenv("STATE_DIRECTORY")) {
+                h->state_dir = g_dir_make_tmp("polyvm-state-XXXXXX", &error);
+                g_assert_no_error(error);
+                g_setenv("STATE_DIRECTORY", h->state_dir, TRUE);
+        }
         g_assert_true(g_spawn_async_with_pipes(NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD,
                                                die_with_parent, NULL, &h->daemon_pid, NULL, &out_fd, NULL, &error));
         g_assert_no_error(error);
@@ -72,6 +77,19 @@ void harness_stop(struct harness *h) {
                 h->daemon_pid = 0;
         }
         g_clear_pointer(&h->address, g_free);
+        if (h->state_dir) {
+                g_autoptr(GDir) dir = g_dir_open(h->state_dir, 0, NULL);
+                const char *name;
+
+                /* Swap files a killed memmgr could not remove. */
+                while (dir && (name = g_dir_read_name(dir))) {
+                        g_autofree char *path = g_build_filename(h->state_dir, name, NULL);
+                        (void) unlink(path);
+                }
+                (void) rmdir(h->state_dir);
+                g_unsetenv("STATE_DIRECTORY");
+                g_clear_pointer(&h->state_dir, g_free);
+        }
 }
 
 pid_t harness_name_pid(struct harness *h, const char *name) {

@@ -11,9 +11,13 @@ struct harness {
         GPid daemon_pid;
         char *address; /* give it to clients as --bus=ADDRESS */
         sd_bus *bus;
+        char *state_dir; /* made for this run if $STATE_DIRECTORY was unset; removed at stop */
 };
 
-/* Starts the daemon and connects h->bus; fails the test on any error. */
+/* Starts the daemon and connects h->bus; fails the test on any error.
+ * Services it activates inherit the environment: unless the test set
+ * $STATE_DIRECTORY, it points at a fresh temporary directory, so that no
+ * test writes to /var/lib/polyvm. */
 void harness_start(struct harness *h);
 
 /* Disconnects and stops the daemon; activated services exit with their bus. */

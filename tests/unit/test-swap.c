@@ -2,9 +2,11 @@
 /* The pure parts of memmgr's swap: zero-page detection, the latency
  * histogram's percentiles, fault address to guest offset, the file path. */
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "swap.h"
 
@@ -99,6 +101,41 @@ static void test_file_path(void) {
         free(p);
 }
 
+static void test_pwrite_full_writes_everything(void) {
+        g_autofree char *path = g_build_filename(g_get_tmp_dir(), "polyvm-test-swap-XXXXXX", NULL);
+        char buf[3 * 4096], back[sizeof(buf)];
+        int fd = g_mkstemp(path);
+
+        g_assert_cmpint(fd, >=, 0);
+        (void) unlink(path);
+        for (size_t i = 0; i < sizeof(buf); i++)
+                buf[i] = (char) (i * 7 + 1);
+        g_assert_cmpint(swap_pwrite_full(fd, buf, sizeof(buf), 8192), ==, 0);
+        g_assert_cmpint(pread(fd, back, sizeof(back), 8192), ==, sizeof(back));
+        g_assert_true(memcmp(buf, back, sizeof(buf)) == 0);
+        close(fd);
+}
+
+/* /dev/full: every write fails as on a full disk; the error is passed on. */
+static void test_pwrite_full_reports_enospc(void) {
+        char buf[4096] = { 1 };
+        int fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
+
+        g_assert_cmpint(fd, >=, 0);
+        g_assert_cmpint(swap_pwrite_full(fd, buf, sizeof(buf), 0), ==, -ENOSPC);
+        close(fd);
+}
+
+static void test_pwrite_full_bad_fd_is_error(void) {
+        char buf[16] = { 0 };
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+        g_assert_cmpint(fd, >=, 0);
+        g_assert_cmpint(swap_pwrite_full(fd, buf, sizeof(buf), 0), ==, -EBADF);
+        close(fd);
+        g_assert_cmpint(swap_pwrite_full(-1, buf, sizeof(buf), 0), ==, -EBADF);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/swap/zero-page-detected", test_zero_page_detected);
@@ -110,5 +147,8 @@ int main(int argc, char **argv) {
         g_test_add_func("/swap/offset-outside-is-erange", test_offset_outside_is_erange);
         g_test_add_func("/swap/state-names", test_state_names);
         g_test_add_func("/swap/file-path", test_file_path);
+        g_test_add_func("/swap/pwrite-full-writes-everything", test_pwrite_full_writes_everything);
+        g_test_add_func("/swap/pwrite-full-reports-enospc", test_pwrite_full_reports_enospc);
+        g_test_add_func("/swap/pwrite-full-bad-fd-is-error", test_pwrite_full_bad_fd_is_error);
         return g_test_run();
 }

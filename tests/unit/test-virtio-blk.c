@@ -715,11 +715,10 @@ static void test_image_open_block_device(void) {
         int ctl, ffd, lfd = -1, fd;
 
         ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-        if (ctl < 0) {
-                g_test_skip("no /dev/loop-control (needs root and the loop driver)");
-                rmdir(dir);
-                return;
-        }
+        /* The machines this runs on have it (root, loop driver): a host
+         * without it fails here loudly rather than skipping. */
+        if (ctl < 0)
+                g_error("/dev/loop-control: %s: this test needs root and the loop driver", g_strerror(errno));
         ffd = open(backing, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         g_assert_cmpint(ffd, >=, 0);
         g_assert_cmpint(ftruncate(ffd, 1024 * 1024), ==, 0);

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* memmgr's SwapOut on a full disk, for real: memmgr's state dir is a 2 MiB
+ * tmpfs (in this test's private mount namespace, which the bus daemon and
+ * the memmgr it activates inherit), the VM has 16 MiB of random data. The
+ * test itself is the "launcher": it owns the memory, maps it and registers
+ * the main uffd, so it checks every byte through its own mapping. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "bus-util.h"
+#include "harness.h"
+
+#define MEMMGR "org.polyvm.MemoryManager1"
+#define MEMMGR_PATH "/org/polyvm/MemoryManager1"
+#define MEMORY1 "org.polyvm.Memory1"
+#define MIB (UINT64_C(1) << 20)
+#define VM_SIZE (16 * MIB)
+
+static struct harness h;
+static char *state_dir;
+
+static uint64_t fnv1a(const void *p, size_t len) {
+        const uint8_t *b = p;
+        uint64_t x = UINT64_C(0xcbf29ce484222325);
+
+        for (size_t i = 0; i < len; i++)
+                x = (x ^ b[i]) * UINT64_C(0x100000001b3);
+        return x;
+}
+
+static uint64_t get_u64(const char *path, const char *property) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        uint64_t v = 0;
+
+        g_assert_cmpint(sd_bus_get_property_trivial(h.bus, MEMMGR, path, MEMORY1, property, &error, 't', &v), >=, 0);
+        return v;
+}
+
+static char *get_string(const char *path, const char *property) {
+        return harness_get_string(&h, MEMMGR, path, MEMORY1, property);
+}
+
+static void wait_state(const char *path, const char *state) {
+        if (!harness_wait_property(&h, MEMMGR, path, MEMORY1, "SwapState", state, 30000)) {
+                g_autofree char *now = get_string(path, "SwapState");
+                g_autofree char *err = get_string(path, "LastError");
+                g_error("SwapState is %s, not %s (LastError: %s)", now, state, err);
+        }
+}
+
+static void tmpfs_mount(const char *size) {
+        g_autofree char *opts = g_strdup_printf("size=%s,mode=0700", size);
+
+        g_assert_cmpint(mount("polyvm-swap-full", state_dir, "tmpfs", 0, opts), ==, 0);
+}
+
+static void tmpfs_resize(const char *size) {
+        g_autofree char *opts = g_strdup_printf("size=%s", size);
+
+        g_assert_cmpint(mount(NULL, state_dir, NULL, MS_REMOUNT, opts), ==, 0);
+}
+
+/* Bytes free on the state dir's file system. */
+static uint64_t state_dir_free(void) {
+        struct statvfs sv;
+
+        g_assert_cmpint(statvfs(state_dir, &sv), ==, 0);
+        return (uint64_t) sv.f_bfree * sv.f_frsize;
+}
+
+/* A writer in the "guest" during the failing SwapOut: every write must
+ * land, also on pages that left and come back. It mirrors its writes in
+ * the reference copy. */
+struct writer {
+        volatile uint64_t *guest;
+        uint64_t *copy;
+        uint64_t words;
+        atomic_bool stop;
+        uint64_t writes;
+};
+
+static void *writer_main(void *arg) {
+        struct writer *w = arg;
+        uint64_t x = UINT64_C(0x9e3779b97f4a7c15), counter = 1;
+
+        while (!atomic_load(&w->stop)) {
+                uint64_t i;
+
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                i = (x % (w->words / 512)) * 512 + 1; /* word 1 of a random page */
+                w->guest[i] = counter;
+                w->copy[i] = counter++;
+        }
+        w->writes = counter - 1;
+        return NULL;
+}
+
+static void test_swap_out_on_full_disk_loses_nothing(void) {
+        g_autofree char *file = g_strdup_printf("%s/full-vm.swap", state_dir);
+        g_autofree char *path = NULL, *err = NULL, *msg = NULL, *state = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        struct uffdio_api api = { .api = UFFD_API };
+        struct writer w = { 0 };
+        uint64_t *copy, fnv0, x = UINT64_C(0x243f6a8885a308d3), free_before;
+        const char *obj;
+        pthread_t thread;
+        uint8_t *guest;
+        int memfd, uffd;
+        struct stat st;
+
+        /* The owner's side, as the launcher does it. */
+        g_assert_cmpint(sd_bus_call_method(h.bus, MEMMGR, MEMMGR_PATH, MEMMGR, "AllocateMemory", &error, &reply, "st",
+                                           "full-vm", VM_SIZE), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "oh", &obj, &memfd), >, 0);
+        path = g_strdup(obj);
+        memfd = fcntl(memfd, F_DUPFD_CLOEXEC, 3);
+        g_assert_cmpint(memfd, >=, 0);
+        sd_bus_message_unref(reply);
+        guest = mmap(NULL, VM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+        g_assert_true(guest != MAP_FAILED);
+        uffd = (int) syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+        g_assert_cmpint(uffd, >=, 0);
+        g_assert_cmpint(ioctl(uffd, UFFDIO_API, &api), ==, 0);
+        g_assert_cmpint(sd_bus_call_method(h.bus, MEMMGR, MEMMGR_PATH, MEMMGR, "RegisterUffd", &error, NULL, "sht",
+                                           "full-vm", uffd, (uint64_t) (uintptr_t) guest), >=, 0);
+        close(uffd);
+
+        /* Random data in every page: no zero page to skip. */
+        copy = g_malloc(VM_SIZE);
+        for (uint64_t i = 0; i < VM_SIZE / 8; i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                copy[i] = x | 1;
+        }
+        memcpy(guest, copy, VM_SIZE);
+        fnv0 = fnv1a(guest, VM_SIZE);
+        g_assert_cmpuint(get_u64(path, "ResidentBytes"), ==, VM_SIZE);
+        free_before = state_dir_free();
+        g_test_message("state dir %s: %" G_GUINT64_FORMAT " bytes free for %" G_GUINT64_FORMAT " bytes of guest memory",
+                       state_dir, free_before, (uint64_t) VM_SIZE);
+        g_assert_cmpuint(free_before, <, VM_SIZE / 4);
+
+        /* SwapOut runs out of room after a few chunks, with a writer busy. */
+        w.guest = (volatile uint64_t *) guest;
+        w.copy = copy;
+        w.words = VM_SIZE / 8;
+        g_assert_cmpint(pthread_create(&thread, NULL, writer_main, &w), ==, 0);
+        g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapOut", NULL, ""));
+        wait_state(path, "failed");
+        atomic_store(&w.stop, true);
+        g_assert_cmpint(pthread_join(thread, NULL), ==, 0);
+        g_test_message("%" G_GUINT64_FORMAT " writes during the failing SwapOut", w.writes);
+
+        err = get_string(path, "LastError");
+        g_test_message("LastError: %s", err);
+        g_assert_nonnull(strstr(err, file));
+        g_assert_nonnull(strstr(err, g_strerror(ENOSPC)));
+        g_clear_pointer(&err, g_free);
+
+        /* Everything is back in memory, nothing in the file, the disk freed. */
+        g_assert_cmpuint(get_u64(path, "ResidentBytes"), ==, VM_SIZE);
+        g_assert_cmpuint(get_u64(path, "SwappedBytes"), ==, 0);
+        g_assert_cmpint(stat(file, &st), ==, 0);
+        g_assert_cmpuint((uint64_t) st.st_blocks * 512, ==, 0);
+        g_assert_cmpuint(state_dir_free(), ==, free_before);
+        /* Every byte as the guest left it (the writer's words included). */
+        g_assert_true(memcmp(guest, copy, VM_SIZE) == 0);
+        fnv0 = fnv1a(copy, VM_SIZE); /* the random data and the writer's words */
+        g_assert_cmpuint(fnv1a(guest, VM_SIZE), ==, fnv0);
+
+        /* From failed: SwapIn has nothing to bring back and ends ready. */
+        g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapIn", NULL, ""));
+        wait_state(path, "ready");
+        state = get_string(path, "LastError");
+        g_assert_cmpstr(state, ==, "");
+        g_clear_pointer(&state, g_free);
+
+        /* Room again: SwapOut and SwapIn work and keep every byte. */
+        tmpfs_resize("64m");
+        g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapOut", NULL, ""));
+        wait_state(path, "active");
+        g_assert_cmpuint(get_u64(path, "SwappedBytes"), ==, VM_SIZE);
+        g_assert_cmpuint(get_u64(path, "ResidentBytes"), <, VM_SIZE / 50);
+        g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapIn", NULL, ""));
+        wait_state(path, "ready");
+        g_assert_cmpuint(get_u64(path, "ResidentBytes"), ==, VM_SIZE);
+        g_assert_true(memcmp(guest, copy, VM_SIZE) == 0);
+        g_assert_cmpuint(fnv1a(guest, VM_SIZE), ==, fnv0);
+
+        /* Full again while a first SwapOut left pages out (SwapOut from
+         * active rewrites the pages that came back): the failing one must
+         * bring back the pages the earlier one put out, too. */
+        g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapOut", NULL, ""));
+        wait_state(path, "active");
+        memcpy(guest, copy, 8 * MIB); /* faults half of it back in, same bytes */
+        /* The file holds 16 MiB, 8 MiB of it in memory again; after Trim
+         * 8 MiB: leave room for 1 MiB more. */
+        g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "Trim", NULL, ""));
+        g_assert_cmpuint(get_u64(path, "SwappedBytes"), ==, 8 * MIB);
+        tmpfs_resize("9m");
+        g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapOut", NULL, ""));
+        wait_state(path, "failed");
+        err = get_string(path, "LastError");
+        g_assert_nonnull(strstr(err, g_strerror(ENOSPC)));
+        g_assert_cmpuint(get_u64(path, "ResidentBytes"), ==, VM_SIZE);
+        g_assert_cmpuint(get_u64(path, "SwappedBytes"), ==, 0);
+        g_assert_true(memcmp(guest, copy, VM_SIZE) == 0);
+        g_assert_cmpuint(fnv1a(guest, VM_SIZE), ==, fnv0);
+        tmpfs_resize("64m");
+
+        g_assert_null(harness_call_error(&h, MEMMGR, MEMMGR_PATH, MEMMGR, "FreeMemory", NULL, "s", "full-vm"));
+        g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
+        munmap(guest, VM_SIZE);
+        close(memfd);
+        g_free(copy);
+}
+
+int main(int argc, char **argv) {
+        g_autofree char *dir = NULL;
+        int r;
+
+        g_test_init(&argc, &argv, NULL);
+        /* A mount namespace of our own: the tmpfs vanishes with this
+         * process and every child (bus daemon, memmgr), whatever happens. */
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                g_error("a private mount namespace for the tiny state dir: %s (run as root)", g_strerror(errno));
+        dir = g_dir_make_tmp("polyvm-swap-full-XXXXXX", NULL);
+        g_assert_nonnull(dir);
+        state_dir = dir;
+        tmpfs_mount("2m");
+        g_setenv("STATE_DIRECTORY", dir, TRUE);
+        harness_start(&h);
+        g_test_add_func("/swap/out-on-full-disk-loses-nothing", test_swap_out_on_full_disk_loses_nothing);
+        r = g_test_run();
+        harness_stop(&h);
+        (void) umount2(dir, MNT_DETACH);
+        (void) rmdir(dir);
+        return r;
+}
