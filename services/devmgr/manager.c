@@ -471,6 +471,68 @@ static int kinds_joined(char *buf, size_t len) {
         return 0;
 }
 
+/* A started process becomes a managed object watched like a device:
+ * its exit, its report channel (the listener), its log, its caller. */
+static int manager_register_process(struct manager *m, sd_bus_message *msg, const struct device_kind *kind,
+                                    const char *vm, const struct device_process *proc, char **policy_path,
+                                    struct managed_device **ret, sd_bus_error *error) {
+        struct managed_device *d;
+        int r;
+
+        if (!proc->userns)
+                m->userns_refused = true;
+        d = calloc(1, sizeof(*d));
+        if (!d) {
+                kill(proc->pid, SIGKILL);
+                (void) waitpid(proc->pid, NULL, 0);
+                safe_close(proc->report);
+                safe_close(proc->log);
+                return -ENOMEM;
+        }
+        d->manager = m;
+        d->id = m->next_id++;
+        d->kind = kind;
+        d->pid = proc->pid;
+        d->userns = proc->userns;
+        d->report_fd = proc->report;
+        d->listener_fd = -1;
+        d->pidfd = (int) syscall(SYS_pidfd_open, proc->pid, 0);
+        if (d->pidfd < 0)
+                log_warning_errno(errno, "Failed to open a pidfd for process %d: %m", (int) proc->pid);
+        d->state = DEVICE_CREATED;
+        d->vm = strdup(vm);
+        d->seccomp_policy = TAKE_PTR(*policy_path);
+        if (asprintf(&d->path, DEVICE_PATH_PREFIX "/%u", d->id) < 0)
+                d->path = NULL;
+        if (!d->vm || !d->path) {
+                safe_close(proc->log);
+                device_free(d);
+                return -ENOMEM;
+        }
+        r = device_log_new(m->event, proc->log, d->path, &d->log);
+        if (r < 0)
+                log_warning_errno(r, "Failed to read the log of %s, it is lost: %m", d->path);
+        d->next = m->devices;
+        m->devices = d;
+
+        r = sd_event_add_child(m->event, &d->child_source, d->pid, WEXITED, on_device_exit, d);
+        if (r >= 0)
+                r = sd_event_add_io(m->event, &d->report_source, d->report_fd, EPOLLIN, on_device_report, d);
+        if (r >= 0)
+                r = sd_bus_track_new(m->bus, &d->track, on_owner_gone, d);
+        if (r >= 0)
+                r = sd_bus_track_add_sender(d->track, msg);
+        if (r < 0) {
+                device_remove(d);
+                return bus_error_from_errno(error, r, "Failed to watch the process");
+        }
+        r = sd_bus_emit_interfaces_added(m->bus, d->path, "org.polyvm.Device1", NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit InterfacesAdded for %s: %m", d->path);
+        *ret = d;
+        return 0;
+}
+
 static int method_create_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         struct manager *m = userdata;
         _cleanup_(json_object_putp) json_object *config = NULL;
@@ -547,60 +609,10 @@ static int method_create_device(sd_bus_message *msg, void *userdata, sd_bus_erro
         if (r < 0)
                 return bus_error_from_errno(error, r, "Failed to start the device process");
         endpoint = proc.endpoint;
-        if (!proc.userns)
-                m->userns_refused = true;
-
-        d = calloc(1, sizeof(*d));
-        if (!d) {
-                kill(proc.pid, SIGKILL);
-                (void) waitpid(proc.pid, NULL, 0);
-                safe_close(proc.report);
-                safe_close(proc.log);
-                return -ENOMEM;
-        }
-        d->manager = m;
-        d->id = m->next_id++;
-        d->kind = kind;
-        d->pid = proc.pid;
-        d->userns = proc.userns;
-        d->report_fd = proc.report;
-        d->listener_fd = -1;
-        /* Our child, not reaped yet: the pidfd names exactly it. */
-        d->pidfd = (int) syscall(SYS_pidfd_open, proc.pid, 0);
-        if (d->pidfd < 0)
-                log_warning_errno(errno, "Failed to open a pidfd for device process %d: %m", (int) proc.pid);
-        d->state = DEVICE_CREATED;
-        d->vm = strdup(vm);
-        d->seccomp_policy = TAKE_PTR(policy_path);
+        r = manager_register_process(m, msg, kind, vm, &proc, &policy_path, &d, error);
+        if (r < 0)
+                return r;
         d->connect_prefix = TAKE_PTR(connect_prefix);
-        if (asprintf(&d->path, DEVICE_PATH_PREFIX "/%u", d->id) < 0)
-                d->path = NULL;
-        if (!d->vm || !d->path) {
-                safe_close(proc.log);
-                device_free(d);
-                return -ENOMEM;
-        }
-        r = device_log_new(m->event, proc.log, d->path, &d->log);
-        if (r < 0)
-                log_warning_errno(r, "Failed to read the log of %s, it is lost: %m", d->path);
-        d->next = m->devices;
-        m->devices = d;
-
-        r = sd_event_add_child(m->event, &d->child_source, d->pid, WEXITED, on_device_exit, d);
-        if (r >= 0)
-                r = sd_event_add_io(m->event, &d->report_source, d->report_fd, EPOLLIN, on_device_report, d);
-        if (r >= 0)
-                r = sd_bus_track_new(m->bus, &d->track, on_owner_gone, d);
-        if (r >= 0)
-                r = sd_bus_track_add_sender(d->track, msg);
-        if (r < 0) {
-                device_remove(d);
-                return bus_error_from_errno(error, r, "Failed to watch the device process");
-        }
-
-        r = sd_bus_emit_interfaces_added(m->bus, d->path, "org.polyvm.Device1", NULL);
-        if (r < 0)
-                log_warning_errno(r, "Failed to emit InterfacesAdded for %s: %m", d->path);
         log_info("Created %s: %s for %s, pid %d, uid %u, namespaces %s.", d->path, kind->name, vm, (int) d->pid,
                  (unsigned) jail.host_uid, jail_namespaces_string(d->userns));
 
@@ -663,68 +675,6 @@ static void strv_freep(char ***p) {
         for (char **s = *p; *s; s++)
                 free(*s);
         free(*p);
-}
-
-/* A started process becomes a managed object watched like a device:
- * its exit, its report channel (the listener), its log, its caller. */
-static int manager_register_process(struct manager *m, sd_bus_message *msg, const struct device_kind *kind,
-                                    const char *vm, const struct device_process *proc, char **policy_path,
-                                    struct managed_device **ret, sd_bus_error *error) {
-        struct managed_device *d;
-        int r;
-
-        if (!proc->userns)
-                m->userns_refused = true;
-        d = calloc(1, sizeof(*d));
-        if (!d) {
-                kill(proc->pid, SIGKILL);
-                (void) waitpid(proc->pid, NULL, 0);
-                safe_close(proc->report);
-                safe_close(proc->log);
-                return -ENOMEM;
-        }
-        d->manager = m;
-        d->id = m->next_id++;
-        d->kind = kind;
-        d->pid = proc->pid;
-        d->userns = proc->userns;
-        d->report_fd = proc->report;
-        d->listener_fd = -1;
-        d->pidfd = (int) syscall(SYS_pidfd_open, proc->pid, 0);
-        if (d->pidfd < 0)
-                log_warning_errno(errno, "Failed to open a pidfd for process %d: %m", (int) proc->pid);
-        d->state = DEVICE_CREATED;
-        d->vm = strdup(vm);
-        d->seccomp_policy = TAKE_PTR(*policy_path);
-        if (asprintf(&d->path, DEVICE_PATH_PREFIX "/%u", d->id) < 0)
-                d->path = NULL;
-        if (!d->vm || !d->path) {
-                safe_close(proc->log);
-                device_free(d);
-                return -ENOMEM;
-        }
-        r = device_log_new(m->event, proc->log, d->path, &d->log);
-        if (r < 0)
-                log_warning_errno(r, "Failed to read the log of %s, it is lost: %m", d->path);
-        d->next = m->devices;
-        m->devices = d;
-
-        r = sd_event_add_child(m->event, &d->child_source, d->pid, WEXITED, on_device_exit, d);
-        if (r >= 0)
-                r = sd_event_add_io(m->event, &d->report_source, d->report_fd, EPOLLIN, on_device_report, d);
-        if (r >= 0)
-                r = sd_bus_track_new(m->bus, &d->track, on_owner_gone, d);
-        if (r >= 0)
-                r = sd_bus_track_add_sender(d->track, msg);
-        if (r < 0) {
-                device_remove(d);
-                return bus_error_from_errno(error, r, "Failed to watch the process");
-        }
-        r = sd_bus_emit_interfaces_added(m->bus, d->path, "org.polyvm.Device1", NULL);
-        if (r < 0)
-                log_warning_errno(r, "Failed to emit InterfacesAdded for %s: %m", d->path);
-        *ret = d;
-        return 0;
 }
 
 static int method_create_plugin(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
