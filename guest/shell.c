@@ -33,7 +33,7 @@ static void cmd_help(void) {
                      "  reboot    FADT reset register, else the 8042\n"
                      "  pci       PCI functions on bus 0 with their BARs\n"
                      "  rng N     N bytes from virtio-rng\n"
-                     "  blk       virtio-blk: blk [DISK] [info|read|write|verify|flush] ...\n"
+                     "  blk       virtio-blk: blk [DISK] [info|read|write|verify|flush|bench] ...\n"
                      "  net       virtio-net: net [info|addr|ping|udp send|udp recv] ...\n"
                      "  vcon      virtio-console: vcon [info|write TEXT|read [N] [TIMEOUT_MS]]\n"
                      "  vsock     virtio-vsock: vsock [info|listen|connect|send|recv|close] ...\n");

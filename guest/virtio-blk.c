@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* virtio block device (5.2): requests as header / data / status chains,
- * at most 64 KiB of data each, one at a time. */
+ * at most 64 KiB of data each (256 KiB for `blk bench`), one at a time. */
 #include "console.h"
 #include "lib.h"
 #include "virtio.h"
@@ -32,6 +32,10 @@
 #define BLK_BUF_SIZE (64u << 10)
 #define BLK_MAX_COUNT (1u << 20) /* sectors per command: 512 MiB */
 #define BLK_TIMEOUT_NS 3000000000ULL
+#define BENCH_BUF_SIZE (256u << 10)
+#define BENCH_RAND_SIZE 4096u
+#define BENCH_MAX_COUNT (1ULL << 24) /* sectors per command: 8 GiB */
+#define BENCH_MAX_READS 10000000ULL
 
 struct blk_req_hdr {
         uint32_t type;
@@ -51,6 +55,8 @@ static unsigned n_disks;
 static uint8_t blk_buf[BLK_BUF_SIZE] __attribute__((aligned(4096)));
 static struct blk_req_hdr blk_hdr __attribute__((aligned(16)));
 static volatile uint8_t blk_status;
+/* bench/virtio's buffer: larger requests, never checked or hashed. */
+static uint8_t bench_buf[BENCH_BUF_SIZE] __attribute__((aligned(4096)));
 static const char *const disk_names[BLK_MAX_DISKS] = { "virtio-blk0", "virtio-blk1", "virtio-blk2", "virtio-blk3" };
 
 static void blk_probe(struct pci_dev *pci) {
@@ -222,12 +228,59 @@ static void blk_rw(struct blk_disk *b, enum blk_op op, uint64_t sector, uint64_t
         kprintf("blk %s: %u request(s), interrupts +%u\n", name, requests, q->irqs - irqs);
 }
 
+/* Throughput loops for bench/virtio: the data is neither generated nor
+ * hashed per request, so the guest's own work per byte stays small next to
+ * the device's. Sequential: requests of req_kib (rounded down to size_max)
+ * over [sector, sector + count). randread: n 4 KiB reads at 4 KiB-aligned
+ * offsets drawn by xorshift64 from the whole disk. The host times them. */
+static void blk_bench(struct blk_disk *b, const char *op, uint64_t sector, uint64_t count, uint64_t req_kib,
+                      uint64_t n, uint64_t seed) {
+        struct virtqueue *q = &b->dev.vqs[0];
+        uint32_t irqs = q->irqs;
+        bool rand = strcmp(op, "randread") == 0, write = strcmp(op, "write") == 0;
+        uint32_t req = rand ? BENCH_RAND_SIZE : (uint32_t) req_kib << 10;
+        if (b->size_max && b->size_max < req)
+                req = b->size_max < SECTOR ? SECTOR : b->size_max & ~(SECTOR - 1);
+        uint32_t per_req = req / SECTOR;
+        uint64_t requests = 0, bytes = 0, x = seed ? seed : 0x9e3779b97f4a7c15ULL;
+        uint64_t slots = b->capacity / per_req;
+
+        if (rand && slots == 0) {
+                console_puts("blk bench: the disk is smaller than 4 KiB\n");
+                return;
+        }
+        if (write)
+                pattern_fill((uint64_t *) bench_buf, seed, 0, per_req);
+        for (uint64_t done = 0; rand ? requests < n : done < count;) {
+                uint64_t s;
+                uint32_t k = per_req;
+                if (rand) {
+                        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                        s = x % slots * per_req;
+                } else {
+                        k = count - done < per_req ? (uint32_t) (count - done) : per_req;
+                        s = sector + done;
+                        done += k;
+                }
+                if (!blk_request(b, op, write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, s, bench_buf, k * SECTOR, !write)) {
+                        kprintf("blk bench %s: stopped after %lu request(s)\n", op, requests);
+                        return;
+                }
+                requests++;
+                bytes += k * SECTOR;
+        }
+        kprintf("blk bench %s: %lu request(s) of up to %u bytes, %lu bytes, interrupts +%u\n", op, requests, req, bytes,
+                q->irqs - irqs);
+}
+
 static void blk_usage(void) {
         console_puts("usage: blk [DISK] [info]\n"
                      "       blk [DISK] read SECTOR COUNT\n"
                      "       blk [DISK] write SECTOR COUNT PATTERN [force]\n"
                      "       blk [DISK] verify SECTOR COUNT PATTERN\n"
-                     "       blk [DISK] flush\n");
+                     "       blk [DISK] flush\n"
+                     "       blk [DISK] bench read|write SECTOR COUNT [REQ_KIB]\n"
+                     "       blk [DISK] bench randread N [SEED]\n");
 }
 
 void virtio_blk_cmd(int argc, char **argv) {
@@ -264,6 +317,28 @@ void virtio_blk_cmd(int argc, char **argv) {
                 }
                 if (blk_request(b, "flush", VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false))
                         console_puts("blk flush: ok\n");
+                return;
+        }
+
+        if (strcmp(op, "bench") == 0) {
+                /* In range only: bench is for speed, errors are tested above. */
+                uint64_t sector = 0, count = 0, req_kib = BENCH_BUF_SIZE >> 10, n = 0, seed = 0;
+                const char *what = a < argc ? argv[a++] : "";
+                bool seq = strcmp(what, "read") == 0 || strcmp(what, "write") == 0;
+                if (seq && (argc - a == 2 || argc - a == 3) && parse_u64(argv[a], &sector) &&
+                    parse_u64(argv[a + 1], &count) && (argc - a == 2 || parse_u64(argv[a + 2], &req_kib)) &&
+                    count > 0 && count <= BENCH_MAX_COUNT && req_kib >= 1 && req_kib <= BENCH_BUF_SIZE >> 10 &&
+                    sector <= b->capacity && count <= b->capacity - sector) {
+                        if (strcmp(what, "write") == 0 && virtio_has(&b->dev, VIRTIO_BLK_F_RO))
+                                console_puts("blk bench write: refused: the device is read-only\n");
+                        else
+                                blk_bench(b, what, sector, count, req_kib, 0, 0x6265);
+                } else if (strcmp(what, "randread") == 0 && (argc - a == 1 || argc - a == 2) &&
+                           parse_u64(argv[a], &n) && n > 0 && n <= BENCH_MAX_READS &&
+                           (argc - a == 1 || parse_u64(argv[a + 1], &seed)))
+                        blk_bench(b, what, 0, 0, 0, n, seed);
+                else
+                        blk_usage();
                 return;
         }
 

@@ -125,10 +125,26 @@ static _Noreturn void device_child(const struct device_kind *kind, void *dev, co
         _exit(EXIT_FAILURE); /* not reached */
 }
 
-bool device_spawn_userns_refused(int error) {
+static bool userns_refused(int error) {
         /* EPERM: a sysctl or LSM forbids it; ENOSPC/EUSERS: the count limit;
          * EINVAL: a kernel without user namespaces. */
         return error == EPERM || error == ENOSPC || error == EUSERS || error == EINVAL;
+}
+
+pid_t device_spawn_clone(struct jail_config *c, const char *name) {
+        pid_t pid;
+
+        /* clone() rather than fork() + unshare(): the process is pid 1 of
+         * its pid namespace and still our direct child, so we reap it and
+         * its pid is the one that matters. devmgr is single-threaded, so the
+         * child may run libc after a raw clone as after fork(). */
+        for (;;) {
+                pid = (pid_t) syscall(SYS_clone, jail_clone_flags(c->userns) | SIGCHLD, NULL, NULL, NULL, 0);
+                if (pid >= 0 || !c->userns || !userns_refused(errno))
+                        return pid;
+                log_warning_errno(errno, "The host refuses a user namespace (%m); jailing %s without one.", name);
+                c->userns = false;
+        }
 }
 
 int device_spawn(const struct device_kind *kind, void *dev, const struct seccomp_policy *policy,
@@ -162,17 +178,7 @@ int device_spawn(const struct device_kind *kind, void *dev, const struct seccomp
         log_read = sv[0];
         log_write = sv[1];
 
-        /* clone() rather than fork() + unshare(): the device itself is pid 1
-         * of its pid namespace and still our direct child, so we reap it and
-         * its pid is the one that matters. devmgr is single-threaded, so the
-         * child may run libc after a raw clone as after fork(). */
-        for (;;) {
-                pid = (pid_t) syscall(SYS_clone, jail_clone_flags(c.userns) | SIGCHLD, NULL, NULL, NULL, 0);
-                if (pid >= 0 || !c.userns || !device_spawn_userns_refused(errno))
-                        break;
-                log_warning_errno(errno, "The host refuses a user namespace (%m); jailing %s without one.", name);
-                c.userns = false;
-        }
+        pid = device_spawn_clone(&c, name);
         if (pid < 0)
                 return log_error_errno(errno, "Failed to start a device process: %m");
         if (pid == 0) {

@@ -25,5 +25,7 @@ int device_spawn(const struct device_kind *kind, void *dev, const struct seccomp
 /* Shared with plugin-spawn.c. In the child: blocks until devmgr has
  * written the id maps (DEVICE_REPORT_GO); fails if devmgr is gone. */
 int device_spawn_wait_go(int report);
-/* Whether clone() failed because the host refuses a user namespace. */
-bool device_spawn_userns_refused(int error);
+/* clone() into the jail's namespaces, as a direct child with SIGCHLD: the
+ * pid, 0 in the child, -1 with errno. Without a user namespace if the host
+ * refuses one (c->userns is then cleared, with a warning). */
+pid_t device_spawn_clone(struct jail_config *c, const char *name);

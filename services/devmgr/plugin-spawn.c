@@ -92,15 +92,7 @@ int plugin_spawn(int exe_fd, const char *path, char *const *args, int sock, cons
         log_read = sv[0];
         log_write = sv[1];
 
-        /* As device_spawn(): the plugin is pid 1 of its pid namespace and
-         * our direct child. */
-        for (;;) {
-                pid = (pid_t) syscall(SYS_clone, jail_clone_flags(c.userns) | SIGCHLD, NULL, NULL, NULL, 0);
-                if (pid >= 0 || !c.userns || !device_spawn_userns_refused(errno))
-                        break;
-                log_warning_errno(errno, "The host refuses a user namespace (%m); jailing %s without one.", name);
-                c.userns = false;
-        }
+        pid = device_spawn_clone(&c, name);
         if (pid < 0)
                 return log_error_errno(errno, "Failed to start a plugin process: %m");
         if (pid == 0) {
