@@ -57,11 +57,11 @@
 #define VIRTIO_ID_RNG                 4
 
 /* PCI class codes (class << 16 | subclass << 8 | prog-if), as QEMU gives
- * each type, so guests see the same devices there and here. */
+ * each type (but virtio-rng, below), so guests see the same devices. */
 #define VIRTIO_PCI_CLASS_STORAGE_SCSI 0x010000 /* virtio-blk */
 #define VIRTIO_PCI_CLASS_NETWORK      0x020000 /* virtio-net */
 #define VIRTIO_PCI_CLASS_COMMUNICATION 0x078000 /* virtio-console */
-#define VIRTIO_PCI_CLASS_OTHER        0xff0000 /* virtio-rng */
+#define VIRTIO_PCI_CLASS_OTHER        0xff0000 /* virtio-rng: base class 0xff (QEMU says 0x00ff00; Linux takes both) */
 
 /* Limits. Each queue gets one ioevent (PROTO_MAX_IOEVENTS) and one MSI-X
  * vector, plus one vector for config changes (PROTO_MAX_MSI_ROUTES). */
