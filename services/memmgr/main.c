@@ -13,7 +13,7 @@ static void help(void) {
                "Serves %s: guest memory as sealed memfds.\n"
                "Without --bus: $POLYVM_BUS_ADDRESS, else the system bus.\n"
                "Swap files go to --state-dir, else $STATE_DIRECTORY, else %s.\n"
-               "--swap-io: swap file I/O, buffered (synced per step, the default) or direct (O_DIRECT).\n", MEMMGR_BUS_NAME,
+               "--swap-io: swap file I/O, direct (O_DIRECT, the default) or buffered (synced per step).\n", MEMMGR_BUS_NAME,
                MEMMGR_STATE_DIR_DEFAULT);
 }
 

@@ -27,7 +27,7 @@ int manager_new(const char *state_dir, struct manager **ret) {
                 m->state_dir = strdup(MEMMGR_STATE_DIR_DEFAULT);
         if (!m->state_dir)
                 return -ENOMEM;
-        m->swap_direct_io = false; /* buffered: faster here (bench/README.md) */
+        m->swap_direct_io = true; /* faster in every row here (bench/README.md) */
         r = memory_host_total(&m->host_memory);
         if (r < 0)
                 return log_error_errno(r, "Failed to read MemTotal from /proc/meminfo: %m");

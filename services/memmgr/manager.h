@@ -19,7 +19,7 @@ struct manager {
         sd_event *event;
         uint64_t host_memory; /* MemTotal in bytes: the size limit */
         char *state_dir;      /* where swap files go */
-        bool swap_direct_io;  /* --swap-io=direct, or buffered (the default) */
+        bool swap_direct_io;  /* --swap-io=direct (the default), or buffered */
         struct vm_memory **vms;
         size_t n_vms;
 };

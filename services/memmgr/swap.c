@@ -19,8 +19,23 @@
 #include "swap.h"
 #include "uffd.h"
 
-/* Pages per step of SwapOut/SwapIn: a fault waits at most one step. */
-#define SWAP_CHUNK_PAGES 256
+/* A SwapOut chunk on its way to disk. */
+struct swap_chunk {
+        struct swap_job job;
+        struct swap_run runs[SWAP_CHUNK_PAGES];
+        uint8_t next[SWAP_CHUNK_PAGES]; /* the pages' states once written */
+        uint64_t first, n;
+        void *buf;
+        bool busy;
+};
+
+/* A fault that waits for its chunk to leave; the uffd is named by fd, as
+ * its index may change when dead uffds are collected meanwhile. */
+struct swap_deferred {
+        int fd;
+        struct uffd_msg msg;
+};
+
 /* PropertiesChanged for Progress at most this often (10/s). */
 #define SWAP_EMIT_USEC (100 * 1000)
 
@@ -126,10 +141,19 @@ static void swap_set_state(struct swap *s, enum swap_state st) {
         swap_emit(s, true);
 }
 
+static enum swap_page swap_page_where(const struct swap *s, uint64_t i) {
+        return (enum swap_page) (s->pages[i] & ~SWAP_PAGE_BACK);
+}
+
+static bool swap_page_back(const struct swap *s, uint64_t i) {
+        return s->pages[i] & SWAP_PAGE_BACK;
+}
+
+/* Sets page i's state (BACK cleared). */
 static void swap_set_page(struct swap *s, uint64_t i, enum swap_page p) {
-        if (s->pages[i] == SWAP_PAGE_FILE)
+        if (swap_page_where(s, i) == SWAP_PAGE_FILE)
                 s->n_file--;
-        else if (s->pages[i] == SWAP_PAGE_ZERO)
+        else if (swap_page_where(s, i) == SWAP_PAGE_ZERO)
                 s->n_zero--;
         s->pages[i] = (uint8_t) p;
         if (p == SWAP_PAGE_FILE)
@@ -275,12 +299,55 @@ static int swap_copy_in(int fd, uint64_t dst, const void *src, uint64_t len) {
         return ioctl(fd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
 }
 
+/* Runs on_work once more, after the loop has polled for faults and bus
+ * messages: a timer due now, not a defer source, which would be dispatched
+ * again and again without the loop ever looking at its fds. */
+static int swap_schedule(struct swap *s) {
+        int r;
+
+        r = sd_event_source_set_time_relative(s->work, 0);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(s->work, SD_EVENT_ONESHOT);
+}
+
+static bool swap_page_on_its_way(const struct swap *s, uint64_t page) {
+        for (unsigned i = 0; s->n_inflight > 0 && i < SWAP_DEPTH; i++)
+                if (s->chunks[i].busy && page - s->chunks[i].first < s->chunks[i].n)
+                        return true;
+        return false;
+}
+
+/* The faulting thread waits until the chunk has left: serving it now would
+ * put a writable page into a chunk about to be punched out. */
+static int swap_defer(struct swap *s, int fd, const struct uffd_msg *msg) {
+        if (s->n_deferred == s->n_deferred_alloc) {
+                size_t n = MAX(s->n_deferred_alloc * 2, (size_t) 16);
+                struct swap_deferred *d = reallocarray(s->deferred, n, sizeof(*d));
+
+                if (!d)
+                        return -ENOMEM;
+                s->deferred = d;
+                s->n_deferred_alloc = n;
+        }
+        s->deferred[s->n_deferred++] = (struct swap_deferred) { .fd = fd, .msg = *msg };
+        return 0;
+}
+
+/* A fault filled guest page i. */
+static void swap_mark_back(struct swap *s, uint64_t i) {
+        if (swap_page_where(s, i) != SWAP_PAGE_MEMORY)
+                s->pages[i] |= SWAP_PAGE_BACK;
+        s->next_data = 0; /* a hole may have filled: ask the memfd again */
+}
+
 /* A fault on uffd index at address a is guest offset a - base of that
  * uffd's mapping, and is answered through the same uffd. */
 static int swap_fault(int fd, uint32_t index, const struct uffd_msg *msg, void *userdata) {
         struct swap *s = userdata;
         struct uffd_entry *e = uffd_list_get(s->uffds->list, index);
-        uint64_t start = now_usec(), addr = msg->arg.pagefault.address, off;
+        uint64_t start = now_usec(), addr = msg->arg.pagefault.address, off = 0;
+        bool guarded = false;
         int r;
 
         if (!s->registered || !e) /* Not swapped: a device touching a hole. */
@@ -288,6 +355,9 @@ static int swap_fault(int fd, uint32_t index, const struct uffd_msg *msg, void *
         r = swap_offset(e->base, s->size, s->page_size, addr, &off);
         if (r < 0)
                 goto zero;
+        if (swap_page_on_its_way(s, off / s->page_size))
+                return swap_defer(s, fd, msg);
+        guarded = true;
         addr = e->base + off;
         if (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) {
                 /* A write to a page of a finished chunk: lifting the
@@ -298,7 +368,7 @@ static int swap_fault(int fd, uint32_t index, const struct uffd_msg *msg, void *
                 return ioctl(fd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
         }
 
-        if (s->pages[off / s->page_size] == SWAP_PAGE_FILE) {
+        if (swap_page_where(s, off / s->page_size) == SWAP_PAGE_FILE) {
                 r = swap_read_page(s, off, s->buf);
                 if (r < 0) {
                         swap_kill_owner(s, index);
@@ -307,8 +377,10 @@ static int swap_fault(int fd, uint32_t index, const struct uffd_msg *msg, void *
                 r = swap_copy_in(fd, addr, s->buf, s->page_size);
                 if (r == -EEXIST)
                         r = uffd_wake(fd, addr, s->page_size);
-                if (r == 0)
+                if (r == 0) {
+                        swap_mark_back(s, off / s->page_size);
                         swap_histogram_add(&s->latency, now_usec() - start);
+                }
                 return r;
         }
 zero:
@@ -316,135 +388,203 @@ zero:
         r = uffd_zeropage(fd, addr, s->page_size);
         if (r == -EEXIST)
                 r = uffd_wake(fd, addr, s->page_size);
-        if (r == 0 && s->registered)
+        if (r == 0 && guarded) {
+                swap_mark_back(s, off / s->page_size);
                 swap_histogram_add(&s->latency, now_usec() - start);
+        }
         return r;
 }
 
-/* Which pages of [first, first + n) hold data in the memfd (not holes). */
-static int swap_resident_mask(struct swap *s, uint64_t first, uint64_t n, bool *mask) {
-        uint64_t end = (first + n) * s->page_size, pos = first * s->page_size;
+/* Serves the deferred faults whose chunk has left, each through the uffd
+ * it came on if that one is still there. */
+static void swap_replay_deferred(struct swap *s) {
+        size_t kept = 0, n = s->n_deferred;
 
-        memset(mask, 0, n * sizeof(bool));
-        while (pos < end) {
-                off_t data = lseek(s->memfd, (off_t) pos, SEEK_DATA), hole;
+        for (size_t i = 0; i < n; i++) {
+                struct swap_deferred d = s->deferred[i];
+                uint32_t index = UINT32_MAX;
+                uint64_t off;
+                int r;
 
-                if (data < 0)
-                        return errno == ENXIO ? 0 : -errno;
-                if ((uint64_t) data >= end)
-                        return 0;
-                hole = lseek(s->memfd, data, SEEK_HOLE);
-                if (hole < 0)
-                        return -errno;
-                for (uint64_t o = (uint64_t) data & ~(s->page_size - 1); o < (uint64_t) hole && o < end; o += s->page_size)
-                        mask[o / s->page_size - first] = true;
-                pos = (uint64_t) hole;
+                for (size_t j = 0; j < uffd_list_size(s->uffds->list); j++)
+                        if (uffd_list_get(s->uffds->list, (uint32_t) j)->fd == d.fd)
+                                index = (uint32_t) j;
+                if (index == UINT32_MAX)
+                        continue; /* collected: its process is gone */
+                if (s->registered &&
+                    swap_offset(uffd_list_get(s->uffds->list, index)->base, s->size, s->page_size,
+                                d.msg.arg.pagefault.address, &off) == 0 &&
+                    swap_page_on_its_way(s, off / s->page_size)) {
+                        s->deferred[kept++] = d;
+                        continue;
+                }
+                r = swap_fault(d.fd, index, &d.msg, s);
+                if (r < 0 && r != -ESRCH)
+                        log_warning_errno(r, "VM %s: failed to serve a fault that waited for its chunk: %m", s->vm);
         }
-        return 0;
+        s->n_deferred = kept;
 }
 
-/* One chunk of SwapOut. The chunk is write-protected in the owner's
- * mapping while we copy it and punch it out, so a write either happened
- * before (and is in our copy) or waits until the page is gone (and then
- * faults it back from the file): none is lost. */
-static int swap_out_step(struct swap *s) {
+size_t swap_plan_runs(const uint8_t *next, const bool *read, uint64_t n, uint64_t gap, uint64_t page_size,
+                      uint64_t file_off, struct swap_run *runs) {
+        size_t n_runs = 0;
+
+        for (uint64_t i = 0; i < n;) {
+                uint64_t last, j;
+
+                if (!read[i] || next[i] != SWAP_PAGE_FILE) {
+                        i++;
+                        continue;
+                }
+                /* Extend over data pages and short gaps of pages the file
+                 * does not need; end before a page it needs from before. */
+                for (last = i, j = i + 1; j < n; j++) {
+                        if (read[j] && next[j] == SWAP_PAGE_FILE)
+                                last = j;
+                        else if ((!read[j] && next[j] == SWAP_PAGE_FILE) || j - last > gap)
+                                break;
+                }
+                runs[n_runs++] = (struct swap_run) {
+                        .buf_off = i * page_size,
+                        .file_off = file_off + i * page_size,
+                        .len = (last - i + 1) * page_size,
+                };
+                i = last + 1;
+        }
+        return n_runs;
+}
+
+/* Whether the memfd holds data in [off, off + len). One SEEK_DATA skips a
+ * whole hole, and its answer holds until a fault fills a page (which resets
+ * next_data): every mapping is registered for missing pages. */
+static bool swap_has_data(struct swap *s, uint64_t off, uint64_t len) {
+        if (s->next_data <= off) {
+                off_t data = lseek(s->memfd, (off_t) off, SEEK_DATA);
+
+                if (data < 0 && errno == ENXIO)
+                        s->next_data = s->size;
+                else if (data < 0)
+                        return true; /* cannot tell: copy and look */
+                else
+                        s->next_data = (uint64_t) data;
+        }
+        return s->next_data < off + len;
+}
+
+static struct swap_chunk *swap_free_chunk(struct swap *s) {
+        for (unsigned i = 0; i < SWAP_DEPTH; i++)
+                if (!s->chunks[i].busy)
+                        return &s->chunks[i];
+        return NULL;
+}
+
+/* A SwapOut started again while the chunks of the last one are still on
+ * their way waits for them (they cover pages it is about to look at). */
+static bool swap_writes_ahead(const struct swap *s) {
+        for (unsigned i = 0; s->n_inflight > 0 && i < SWAP_DEPTH; i++)
+                if (s->chunks[i].busy && s->chunks[i].first + s->chunks[i].n > s->cursor)
+                        return true;
+        return false;
+}
+
+/* One chunk of SwapOut, into slot c: the pages that may be in memory
+ * (never swapped, or brought back by a fault) are copied under write
+ * protection in every mapping and handed to the writer. The protection
+ * stays until they are on disk and punched out (swap_out_written()), so a
+ * write either happened before the copy (and is in it) or waits until the
+ * page is gone and then faults it back from the file: none is lost. */
+static int swap_out_step(struct swap *s, struct swap_chunk *c) {
         uint64_t first = s->cursor, n = MIN((uint64_t) SWAP_CHUNK_PAGES, s->n_pages - first);
         uint64_t off = first * s->page_size, len = n * s->page_size;
-        bool resident[SWAP_CHUNK_PAGES];
-        uint8_t next[SWAP_CHUNK_PAGES];
-        bool any = false;
+        bool read[SWAP_CHUNK_PAGES], any = false;
         ssize_t got;
         int r;
 
-        r = swap_resident_mask(s, first, n, resident);
+        for (uint64_t i = 0; i < n; i++) {
+                read[i] = swap_page_where(s, first + i) == SWAP_PAGE_MEMORY || swap_page_back(s, first + i);
+                any = any || read[i];
+        }
+        if (any && !swap_has_data(s, off, len)) {
+                /* Holes never written: zeros. (A page a fault brought back
+                 * is data, so none of those is here.) */
+                for (uint64_t i = 0; i < n; i++)
+                        if (read[i])
+                                swap_set_page(s, first + i, SWAP_PAGE_ZERO);
+                any = false;
+        }
+        s->cursor += n;
+        if (!any)
+                return 0;
+
+        r = swap_wp(s, off, len, true);
         if (r < 0) {
-                swap_fail(s, "cannot find the resident pages of guest memory: %s", strerror(-r));
+                swap_fail(s, "cannot write-protect guest memory at 0x%" PRIx64 ": %s", off, strerror(-r));
+                return r;
+        }
+        /* pread of holes gives zeros without allocating pages. */
+        got = pread(s->memfd, c->buf, len, (off_t) off);
+        if (got != (ssize_t) len) {
+                r = got < 0 ? -errno : -EIO;
+                (void) swap_wp(s, off, len, false);
+                swap_fail(s, "cannot read guest memory at 0x%" PRIx64 ": %s", off, strerror(-r));
                 return r;
         }
         for (uint64_t i = 0; i < n; i++)
-                any = any || resident[i];
-        if (any) {
-                r = swap_wp(s, off, len, true);
-                if (r < 0) {
-                        swap_fail(s, "cannot write-protect guest memory at 0x%" PRIx64 ": %s", off, strerror(-r));
-                        return r;
-                }
-                /* pread of holes gives zeros without allocating pages. */
-                got = pread(s->memfd, s->buf, len, (off_t) off);
-                if (got != (ssize_t) len) {
-                        r = got < 0 ? -errno : -EIO;
-                        (void) swap_wp(s, off, len, false);
-                        swap_fail(s, "cannot read guest memory at 0x%" PRIx64 ": %s", off, strerror(-r));
-                        return r;
-                }
-                for (uint64_t i = 0; i < n; i++) {
-                        const uint8_t *p = (const uint8_t *) s->buf + i * s->page_size;
+                c->next[i] = !read[i] ? swap_page_where(s, first + i) :
+                             swap_page_is_zero((const uint8_t *) c->buf + i * s->page_size, s->page_size) ?
+                             SWAP_PAGE_ZERO : SWAP_PAGE_FILE;
+        c->first = first;
+        c->n = n;
+        c->job = (struct swap_job) {
+                .fd = s->fd,
+                .buf = c->buf,
+                .runs = c->runs,
+                /* Buffered writes of single pages are cheap and the file
+                 * stays sparse; direct ones are not. */
+                .n_runs = swap_plan_runs(c->next, read, n, s->direct_io ? SWAP_WRITE_GAP_PAGES : 0, s->page_size,
+                                         off, c->runs),
+                .sync = !s->direct_io,
+        };
+        c->busy = true;
+        s->n_inflight++;
+        swap_writer_submit(s->writer, &c->job);
+        return 0;
+}
 
-                        next[i] = s->pages[first + i];
-                        if (!resident[i]) {
-                                if (next[i] == SWAP_PAGE_MEMORY)
-                                        next[i] = SWAP_PAGE_ZERO; /* a hole: zeros */
-                                continue;
-                        }
-                        next[i] = swap_page_is_zero(p, s->page_size) ? SWAP_PAGE_ZERO : SWAP_PAGE_FILE;
-                }
-                /* Runs of data pages go out with one write each (O_DIRECT
-                 * wants big aligned writes; s->buf and offsets are aligned).
-                 * Zero pages are never written: the file stays sparse. */
-                for (uint64_t i = 0; i < n;) {
-                        uint64_t j = i;
+/* The writer is done with a chunk: punch it out and let writes through,
+ * or, if it could not be written, keep it and bring back what left
+ * before. Runs also when the swap failed or a SwapIn took over meanwhile:
+ * the page states must say where each page is. */
+static void swap_out_written(struct swap_job *job, void *userdata) {
+        struct swap *s = userdata;
+        struct swap_chunk *c = (struct swap_chunk *) job; /* job is its first member */
+        uint64_t off = c->first * s->page_size, len = c->n * s->page_size;
+        int r;
 
-                        if (next[i] != SWAP_PAGE_FILE || !resident[i]) {
-                                i++;
-                                continue;
-                        }
-                        while (j < n && next[j] == SWAP_PAGE_FILE && resident[j])
-                                j++;
-                        r = swap_pwrite_full(s->fd, (const uint8_t *) s->buf + i * s->page_size,
-                                             (size_t) ((j - i) * s->page_size), off + i * s->page_size);
-                        if (r < 0) {
-                                /* Nothing of this chunk is punched: it stays in
-                                 * memory, and what left before comes back. */
-                                (void) swap_wp(s, off, len, false);
-                                swap_rollback(s, "swap file %s: cannot write guest memory at offset 0x%" PRIx64
-                                              " (%" PRIu64 " bytes): %s", s->file_path, off + i * s->page_size,
-                                              (j - i) * s->page_size, strerror(-r));
-                                return r;
-                        }
-                        i = j;
-                }
-                /* Buffered: an I/O error could still come at writeback, after
-                 * the punch, and the page would be lost. Wait for it here. */
-                if (!s->direct_io &&
-                    sync_file_range(s->fd, (off_t) off, (off_t) len, SYNC_FILE_RANGE_WAIT_BEFORE |
-                                    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
-                        r = -errno;
-                        (void) swap_wp(s, off, len, false);
-                        swap_rollback(s, "swap file %s: cannot write guest memory at offset 0x%" PRIx64
-                                      " (%" PRIu64 " bytes): %s", s->file_path, off, len, strerror(-r));
-                        return r;
-                }
-                if (fallocate(s->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) off, (off_t) len) < 0) {
-                        r = -errno;
-                        (void) swap_wp(s, off, len, false);
-                        swap_fail(s, "cannot drop guest memory at 0x%" PRIx64 ": %s", off, strerror(-r));
-                        return r;
-                }
-                for (uint64_t i = 0; i < n; i++)
-                        swap_set_page(s, first + i, next[i]);
+        if (job->error < 0) {
+                /* Nothing of this chunk is punched: it stays in memory. */
+                (void) swap_wp(s, off, len, false);
+                if (s->state == SWAP_SWAPPING_OUT && !s->rolling_back)
+                        swap_rollback(s, "swap file %s: cannot write guest memory at offset 0x%" PRIx64 " (%" PRIu64
+                                      " bytes): %s", s->file_path, job->error_off, job->error_len,
+                                      strerror(-job->error));
+        } else if (fallocate(s->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) off, (off_t) len) < 0) {
+                r = -errno;
+                (void) swap_wp(s, off, len, false);
+                swap_fail(s, "cannot drop guest memory at 0x%" PRIx64 ": %s", off, strerror(-r));
+        } else {
+                for (uint64_t i = 0; i < c->n; i++)
+                        swap_set_page(s, c->first + i, c->next[i]);
                 r = swap_wp(s, off, len, false);
-                if (r < 0) {
+                if (r < 0)
                         swap_fail(s, "cannot lift the write protection of guest memory at 0x%" PRIx64 ": %s", off,
                                   strerror(-r));
-                        return r;
-                }
-        } else
-                /* Holes: never written, or swapped already and not back. */
-                for (uint64_t i = 0; i < n; i++)
-                        if (s->pages[first + i] == SWAP_PAGE_MEMORY)
-                                swap_set_page(s, first + i, SWAP_PAGE_ZERO);
-        s->cursor += n;
-        return 0;
+        }
+        c->busy = false;
+        s->n_inflight--;
+        swap_replay_deferred(s);
+        if ((s->state == SWAP_SWAPPING_OUT || s->state == SWAP_SWAPPING_IN) && swap_schedule(s) < 0)
+                swap_fail(s, "cannot schedule the next step");
 }
 
 /* Unregisters every mapping swap registered; a dead one has nothing left
@@ -486,14 +626,14 @@ static struct uffd_entry *swap_copy_entry(struct swap *s) {
 }
 
 /* One chunk of SwapIn: copies the chunk's pages from the file (one read
- * from its first to its last file page); a page already back in memory
- * (EEXIST) is newer than the file and stays. */
+ * from its first to its last file page); a page a fault brought back (or
+ * one that is there anyway: EEXIST) is newer than the file and stays. */
 static int swap_in_step(struct swap *s) {
         uint64_t first = s->cursor, n = MIN((uint64_t) SWAP_CHUNK_PAGES, s->n_pages - first), lo = n, hi = 0;
         int r;
 
         for (uint64_t i = 0; i < n; i++)
-                if (s->pages[first + i] == SWAP_PAGE_FILE) {
+                if (swap_page_where(s, first + i) == SWAP_PAGE_FILE && !swap_page_back(s, first + i)) {
                         lo = MIN(lo, i);
                         hi = i + 1;
                 }
@@ -511,7 +651,7 @@ static int swap_in_step(struct swap *s) {
         for (uint64_t i = first; i < first + n; i++) {
                 uint64_t off = i * s->page_size;
 
-                if (s->pages[i] == SWAP_PAGE_FILE) {
+                if (swap_page_where(s, i) == SWAP_PAGE_FILE && !swap_page_back(s, i)) {
                         struct uffd_entry *e = swap_copy_entry(s);
 
                         if (!e) {
@@ -522,6 +662,7 @@ static int swap_in_step(struct swap *s) {
                         }
                         r = swap_copy_in(e->fd, e->base + off, (uint8_t *) s->buf + (i - first) * s->page_size,
                                          s->page_size);
+                        s->next_data = 0;
                         if (r < 0 && r != -EEXIST && r != -EAGAIN && swap_entry_gone(e, r))
                                 return 0; /* again, through another one */
                         if (r == -EAGAIN)
@@ -539,27 +680,29 @@ static int swap_in_step(struct swap *s) {
         return 0;
 }
 
-/* Runs on_work once more, after the loop has polled for faults and bus
- * messages: a timer due now, not a defer source, which would be dispatched
- * again and again without the loop ever looking at its fds. */
-static int swap_schedule(struct swap *s) {
-        int r;
-
-        r = sd_event_source_set_time_relative(s->work, 0);
-        if (r < 0)
-                return r;
-        return sd_event_source_set_enabled(s->work, SD_EVENT_ONESHOT);
-}
-
 static int on_work(sd_event_source *source, uint64_t usec, void *userdata) {
         struct swap *s = userdata;
-        int r;
+        int r = 0;
 
-        if (s->state == SWAP_SWAPPING_OUT && !s->rolling_back)
-                r = swap_out_step(s);
-        else if (s->state == SWAP_SWAPPING_IN || s->state == SWAP_SWAPPING_OUT)
-                r = swap_in_step(s); /* SwapIn, or a failed SwapOut bringing pages back */
-        else {
+        /* Whatever waits for the writer here is scheduled again when the
+         * writer hands a chunk back. */
+        if (s->state == SWAP_SWAPPING_OUT && !s->rolling_back) {
+                if (swap_writes_ahead(s))
+                        return 0;
+                if (s->cursor < s->n_pages) {
+                        struct swap_chunk *c = swap_free_chunk(s);
+
+                        if (!c)
+                                return 0;
+                        r = swap_out_step(s, c);
+                }
+        } else if (s->state == SWAP_SWAPPING_IN || s->state == SWAP_SWAPPING_OUT) {
+                /* SwapIn, or a failed SwapOut bringing pages back: once
+                 * every chunk on its way has landed. */
+                if (s->n_inflight > 0)
+                        return 0;
+                r = swap_in_step(s);
+        } else {
                 (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
                 return 0;
         }
@@ -574,6 +717,8 @@ static int on_work(sd_event_source *source, uint64_t usec, void *userdata) {
                         swap_fail(s, "cannot schedule the next step: %s", strerror(-r));
                 return 0;
         }
+        if (s->n_inflight > 0)
+                return 0; /* the last chunks are on their way */
         (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
         s->progress = 1.0;
         if (s->state == SWAP_SWAPPING_OUT && !s->rolling_back) {
@@ -632,6 +777,19 @@ int swap_new(const char *vm, const char *object_path, sd_bus *bus, sd_event *eve
                 s->buf = NULL;
                 return -r;
         }
+        s->chunks = calloc(SWAP_DEPTH, sizeof(*s->chunks));
+        if (!s->chunks)
+                return -ENOMEM;
+        for (unsigned i = 0; i < SWAP_DEPTH; i++) {
+                r = posix_memalign(&s->chunks[i].buf, (size_t) s->page_size, SWAP_CHUNK_PAGES * s->page_size);
+                if (r != 0) {
+                        s->chunks[i].buf = NULL;
+                        return -r;
+                }
+        }
+        r = swap_writer_new(event, swap_out_written, s, &s->writer);
+        if (r < 0)
+                return r;
         /* Accuracy 1 µs: the default (250 ms) would let each step wait. */
         r = sd_event_add_time_relative(event, &s->work, CLOCK_MONOTONIC, 0, 1, on_work, s);
         if (r < 0)
@@ -645,6 +803,12 @@ struct swap *swap_free(struct swap *s) {
         if (!s)
                 return NULL;
         sd_event_source_disable_unref(s->work);
+        /* First: the thread may be writing from a chunk's buffer. */
+        swap_writer_free(s->writer);
+        for (unsigned i = 0; s->chunks && i < SWAP_DEPTH; i++)
+                free(s->chunks[i].buf);
+        free(s->chunks);
+        free(s->deferred);
         if (s->fd >= 0) {
                 /* The VM's memory is going away: so does its swap file. */
                 if (unlink(s->file_path) < 0 && errno != ENOENT)
@@ -784,6 +948,7 @@ static int swap_start(struct swap *s, enum swap_state st) {
         free(s->rollback_error);
         s->rollback_error = NULL;
         s->cursor = 0;
+        s->next_data = 0;
         s->progress = 0;
         free(s->last_error);
         s->last_error = NULL;
@@ -834,9 +999,13 @@ int swap_in(struct swap *s, char *err, size_t errlen) {
         return swap_start(s, SWAP_SWAPPING_IN);
 }
 
+/* Whether the file must keep page i: it is out of memory and its data is there. */
+static bool swap_file_needs(const struct swap *s, uint64_t i) {
+        return swap_page_where(s, i) == SWAP_PAGE_FILE && !swap_page_back(s, i);
+}
+
 int swap_trim(struct swap *s, char *err, size_t errlen) {
-        bool resident[SWAP_CHUNK_PAGES];
-        int n = 0, r;
+        int n = 0;
 
         if (s->state == SWAP_READY)
                 return 0;
@@ -844,30 +1013,29 @@ int swap_trim(struct swap *s, char *err, size_t errlen) {
                 snprintf(err, errlen, "VM %s is %s", s->vm, swap_state_to_string(s->state));
                 return -EBUSY;
         }
-        for (uint64_t first = 0; first < s->n_pages; first += SWAP_CHUNK_PAGES) {
-                uint64_t cnt = MIN((uint64_t) SWAP_CHUNK_PAGES, s->n_pages - first);
+        /* The file keeps only what it must: a page in memory again has a
+         * stale copy, a zero page a bridged one (swap_plan_runs()). */
+        for (uint64_t i = 0; i < s->n_pages;) {
+                uint64_t j = i;
 
-                r = swap_resident_mask(s, first, cnt, resident);
-                if (r < 0) {
-                        snprintf(err, errlen, "cannot find the resident pages of guest memory: %s", strerror(-r));
-                        return r;
+                if (swap_file_needs(s, i)) {
+                        i++;
+                        continue;
                 }
-                for (uint64_t i = 0; i < cnt; i++) {
-                        uint64_t off = (first + i) * s->page_size;
-
-                        if (!resident[i] || s->pages[first + i] == SWAP_PAGE_MEMORY)
-                                continue;
-                        /* In memory again: the file's copy is stale or useless. */
-                        if (s->pages[first + i] == SWAP_PAGE_FILE &&
-                            fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) off,
-                                      (off_t) s->page_size) < 0) {
-                                snprintf(err, errlen, "swap file %s: %s", s->file_path, strerror(errno));
-                                return -errno;
-                        }
-                        swap_set_page(s, first + i, SWAP_PAGE_MEMORY);
+                while (j < s->n_pages && !swap_file_needs(s, j))
+                        j++;
+                if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) (i * s->page_size),
+                              (off_t) ((j - i) * s->page_size)) < 0) {
+                        snprintf(err, errlen, "swap file %s: %s", s->file_path, strerror(errno));
+                        return -errno;
+                }
+                i = j;
+        }
+        for (uint64_t i = 0; i < s->n_pages; i++)
+                if (swap_page_back(s, i)) {
+                        swap_set_page(s, i, SWAP_PAGE_MEMORY);
                         n++;
                 }
-        }
         return n;
 }
 

@@ -4,10 +4,13 @@
 /* Swap of one VM's guest RAM to a file (docs/memmgr.md, "Swap"). SwapOut
  * registers every live uffd's mapping (MISSING + WP, each at its own base),
  * then page by page in chunks: write-protect the chunk in every mapping,
- * copy its non-zero pages to the file, punch them out of the memfd, lift
- * the write protection. Faults on any uffd are then served from the file
- * through that uffd. SwapIn copies every page back and unregisters all.
- * The work runs in memmgr's event loop between fault batches. */
+ * copy it, hand its non-zero pages to the writer thread (swap-writer.h),
+ * and once they are on disk punch the chunk out of the memfd and lift the
+ * write protection; up to SWAP_DEPTH chunks are on their way at once.
+ * Faults on any uffd are served from the file through that uffd (a fault
+ * on a chunk on its way waits until it has left). SwapIn copies every page
+ * back and unregisters all. The work runs in memmgr's event loop between
+ * fault batches. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,6 +19,7 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
+#include "swap-writer.h"
 #include "uffd-service.h"
 
 enum swap_state {
@@ -32,6 +36,32 @@ enum swap_page {
         SWAP_PAGE_FILE,       /* punched out; its data is in the swap file */
         SWAP_PAGE_ZERO,       /* punched out (or a hole); it was all zeros */
 };
+/* Or'ed into a FILE or ZERO page once a fault has brought it back: it is
+ * in memory again (and the file's copy, if any, is stale once written). As
+ * every mapping is registered for missing pages while swap is on, a hole
+ * fills only through memmgr, so the page states say exactly what is in
+ * memory without asking the memfd. */
+#define SWAP_PAGE_BACK 0x80
+
+/* Pages per step of SwapOut/SwapIn: a fault waits at most one step. */
+#define SWAP_CHUNK_PAGES 256
+/* SwapOut chunks on their way to disk at once. */
+#define SWAP_DEPTH 4
+/* With O_DIRECT, a run of pages written with one write may bridge this
+ * many pages the file does not need (zeros): scattered zero pages would
+ * otherwise split a chunk into many small direct writes, the slowest way to
+ * use a disk. Buffered writes never bridge: the file stays sparse. */
+#define SWAP_WRITE_GAP_PAGES 8
+
+/* The writes of a chunk of n pages at file offset file_off: next[i] is page
+ * i's state after the chunk (SWAP_PAGE_*), read[i] whether it was copied
+ * from memory now (else it is a hole whose state stays). Pages read now
+ * and FILE are written; a run bridges up to gap other pages, except a page
+ * whose data is in the file from before and was not read now (writing
+ * over it would destroy it). Fills runs (room for n) and returns their
+ * number. */
+size_t swap_plan_runs(const uint8_t *next, const bool *read, uint64_t n, uint64_t gap, uint64_t page_size,
+                      uint64_t file_off, struct swap_run *runs);
 
 /* Fault latency in µs: bucket i counts latencies below 2^i µs (the last
  * one everything above). Percentiles report the bucket's upper bound. */
@@ -85,8 +115,15 @@ struct swap {
         char *rollback_error;     /* why it failed: LastError once they are back */
         bool direct_io;           /* the swap file is O_DIRECT (else buffered, synced per step) */
         struct swap_histogram latency;
-        void *buf;                /* one chunk, page-aligned */
+        void *buf;                /* one chunk, page-aligned: faults and SwapIn */
         sd_event_source *work;
+
+        struct swap_writer *writer;
+        struct swap_chunk *chunks; /* SWAP_DEPTH slots for SwapOut chunks on their way */
+        unsigned n_inflight;
+        struct swap_deferred *deferred; /* faults on chunks on their way */
+        size_t n_deferred, n_deferred_alloc;
+        uint64_t next_data;       /* first memfd offset with data at or after the last lookup; 0: ask */
 };
 
 int swap_new(const char *vm, const char *object_path, sd_bus *bus, sd_event *event, int memfd, uint64_t size,
