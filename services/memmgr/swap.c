@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -721,6 +722,9 @@ static int on_work(sd_event_source *source, uint64_t usec, void *userdata) {
                 return 0; /* the last chunks are on their way */
         (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
         s->progress = 1.0;
+        /* Until the next SwapOut the chunks' buffers need no memory. */
+        for (unsigned i = 0; i < SWAP_DEPTH; i++)
+                (void) madvise(s->chunks[i].buf, SWAP_CHUNK_PAGES * s->page_size, MADV_DONTNEED);
         if (s->state == SWAP_SWAPPING_OUT && !s->rolling_back) {
                 log_info("VM %s swapped out: %" PRIu64 " pages in %s, %" PRIu64 " zero pages skipped.", s->vm,
                          s->n_file, s->file_path, s->n_zero);
