@@ -202,6 +202,17 @@ static void walk_caps(struct vdrv *d) {
 }
 
 void vdrv_init(struct vdrv *d, int ep, uint16_t virtio_id, uint64_t ram_size) {
+        int memfd = memfd_create("guest-ram", MFD_CLOEXEC);
+        void *ram;
+
+        g_assert_cmpint(memfd, >=, 0);
+        g_assert_cmpint(ftruncate(memfd, (off_t) ram_size), ==, 0);
+        ram = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+        g_assert_true(ram != MAP_FAILED);
+        vdrv_init_with_ram(d, ep, virtio_id, memfd, ram, ram_size);
+}
+
+void vdrv_init_with_ram(struct vdrv *d, int ep, uint16_t virtio_id, int memfd, void *ram, uint64_t ram_size) {
         uint32_t id, class, sub;
 
         memset(d, 0, sizeof(*d));
@@ -236,11 +247,8 @@ void vdrv_init(struct vdrv *d, int ep, uint16_t virtio_id, uint64_t ram_size) {
         }
 
         d->ram_size = ram_size;
-        d->memfd = memfd_create("guest-ram", MFD_CLOEXEC);
-        g_assert_cmpint(d->memfd, >=, 0);
-        g_assert_cmpint(ftruncate(d->memfd, (off_t) ram_size), ==, 0);
-        d->ram = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_SHARED, d->memfd, 0);
-        g_assert_true(d->ram != MAP_FAILED);
+        d->memfd = memfd;
+        d->ram = ram;
         d->alloc_next = 0x100000; /* leave low memory alone, as a guest would */
         attach(d, PROTO_FD_MEMORY, 0, d->memfd);
 }

@@ -64,6 +64,9 @@ int vdrv_create_device(struct harness *h, const char *kind, const char *config, 
  * WriteConfig results), walks the capabilities, creates ram_size bytes of
  * guest RAM and attaches it. */
 void vdrv_init(struct vdrv *d, int ep, uint16_t virtio_id, uint64_t ram_size);
+/* The same with guest RAM the caller made and mapped (e.g. memmgr's, its
+ * mapping registered with a uffd first): d owns memfd and the mapping. */
+void vdrv_init_with_ram(struct vdrv *d, int ep, uint16_t virtio_id, int memfd, void *ram, uint64_t ram_size);
 void vdrv_done(struct vdrv *d);
 
 uint32_t vdrv_config_read(struct vdrv *d, uint32_t reg);
