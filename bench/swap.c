@@ -210,19 +210,25 @@ static uint64_t fill(uint8_t *g, bool half_zero, uint64_t seed) {
 }
 
 /* Reads one byte of each of n random pages, timing each touch (µs). */
-static void touch(const volatile uint8_t *g, uint64_t *order, size_t n, double *lat) {
+/* Reads one byte of each page in order (NULL: n pages from first on),
+ * timing each; returns pages per second. */
+static double touch(const volatile uint8_t *g, const uint64_t *order, uint64_t first, size_t n, double *lat) {
+        double t = now();
+
         for (size_t i = 0; i < n; i++) {
                 double t0 = now();
-                (void) g[order[i] * PAGE + 123];
+                (void) g[(order ? order[i] : first + i) * PAGE + 123];
                 lat[i] = (now() - t0) * 1e6;
         }
+        return (double) n / (now() - t);
 }
 
 struct result {
         double out_s, in_s, out_zero_s, in_zero_s;
         uint64_t resident_out; /* ResidentBytes once swapped out (random data) */
         uint64_t zero_skipped, zero_filled;
-        double lat_same[2], lat_cross[2]; /* p50, p99 seen by the toucher, µs */
+        double lat_same[2], lat_cross[2], lat_seq[2]; /* p50, p99 seen by the toucher, µs */
+        double rate_same, rate_cross, rate_seq;       /* pages/s */
         uint64_t mm_lat[2];               /* memmgr's FaultLatencyUs */
 };
 
@@ -302,13 +308,17 @@ static void bench_memmgr(const char *mode, struct result *res, uint64_t *order) 
                         res->out_s = run_until(path, "SwapOut", "active");
                         res->resident_out = prop_u64(path, "ResidentBytes");
                         drop_cache(file);
-                        /* Random single-page touches: on memmgr's CPU, then on the other. */
+                        /* Random single-page touches: on memmgr's CPU, then on
+                         * the other; then sequential ones (the last pages,
+                         * which no random series touches) on the other. */
                         pin(0, 0);
-                        touch(g, order, touches, lat);
+                        res->rate_same = touch(g, order, 0, touches, lat);
                         percentiles(lat, touches, &res->lat_same[0], &res->lat_same[1]);
                         pin(0, 1);
-                        touch(g, order + touches, touches, lat);
+                        res->rate_cross = touch(g, order + touches, 0, touches, lat);
                         percentiles(lat, touches, &res->lat_cross[0], &res->lat_cross[1]);
+                        res->rate_seq = touch(g, NULL, size / PAGE - touches, touches, lat);
+                        percentiles(lat, touches, &res->lat_seq[0], &res->lat_seq[1]);
                         prop_latency(path, &res->mm_lat[0], &res->mm_lat[1]);
                         free(lat);
                         drop_cache(file);
@@ -329,7 +339,7 @@ static void bench_memmgr(const char *mode, struct result *res, uint64_t *order) 
 
 struct peers {
         double write_buf_s, write_direct_s, read_buf_s, read_direct_s;
-        double lat_same[2];
+        double lat_same[2], rate;
 };
 
 static double peer_write(const char *file, const uint8_t *data, bool direct) {
@@ -389,7 +399,7 @@ static void bench_peers(struct peers *p, uint64_t *order) {
         if (map == MAP_FAILED)
                 die("mmap %s: %s", file, strerror(errno));
         madvise((void *) map, size, MADV_RANDOM);
-        touch(map, order, touches, lat);
+        p->rate = touch(map, order, 0, touches, lat);
         percentiles(lat, touches, &p->lat_same[0], &p->lat_same[1]);
         munmap((void *) map, size);
         close(fd);
@@ -459,9 +469,9 @@ int main(int argc, char **argv) {
 
         /* Distinct random pages for every touch series. */
         order = calloc(size / PAGE, sizeof(uint64_t));
-        for (uint64_t i = 0; i < size / PAGE; i++)
+        for (uint64_t i = 0; i < size / PAGE - touches; i++)
                 order[i] = i;
-        for (uint64_t i = size / PAGE - 1; i > 0; i--) {
+        for (uint64_t i = size / PAGE - touches - 1; i > 0; i--) {
                 uint64_t j = xs(&x) % (i + 1), t = order[i];
                 order[i] = order[j];
                 order[j] = t;
@@ -503,10 +513,15 @@ int main(int argc, char **argv) {
                gibs(r[1].out_zero_s), r[1].out_zero_s);
         printf("| SwapIn, 50%% zero pages | %.2f GiB/s (%.2f s) | %.2f GiB/s (%.2f s) |\n", gibs(r[0].in_zero_s),
                r[0].in_zero_s, gibs(r[1].in_zero_s), r[1].in_zero_s);
-        printf("| fault, toucher on memmgr's CPU: p50 / p99 | %.0f / %.0f µs | %.0f / %.0f µs |\n", r[0].lat_same[0],
-               r[0].lat_same[1], r[1].lat_same[0], r[1].lat_same[1]);
-        printf("| fault, toucher on the other CPU: p50 / p99 | %.0f / %.0f µs | %.0f / %.0f µs |\n",
-               r[0].lat_cross[0], r[0].lat_cross[1], r[1].lat_cross[0], r[1].lat_cross[1]);
+        printf("| fault, random, toucher on memmgr's CPU: pages/s, p50 / p99 | %.0f/s, %.0f / %.0f µs | %.0f/s, "
+               "%.0f / %.0f µs |\n", r[0].rate_same, r[0].lat_same[0], r[0].lat_same[1], r[1].rate_same,
+               r[1].lat_same[0], r[1].lat_same[1]);
+        printf("| fault, random, toucher on the other CPU: pages/s, p50 / p99 | %.0f/s, %.0f / %.0f µs | %.0f/s, "
+               "%.0f / %.0f µs |\n", r[0].rate_cross, r[0].lat_cross[0], r[0].lat_cross[1], r[1].rate_cross,
+               r[1].lat_cross[0], r[1].lat_cross[1]);
+        printf("| fault, sequential, toucher on the other CPU: pages/s, p50 / p99 | %.0f/s, %.0f / %.0f µs | %.0f/s, "
+               "%.0f / %.0f µs |\n", r[0].rate_seq, r[0].lat_seq[0], r[0].lat_seq[1], r[1].rate_seq,
+               r[1].lat_seq[0], r[1].lat_seq[1]);
         printf("| memmgr's FaultLatencyUs (both series) p50 / p99 | < %" PRIu64 " / < %" PRIu64 " µs | < %" PRIu64
                " / < %" PRIu64 " µs |\n\n", r[0].mm_lat[0], r[0].mm_lat[1], r[1].mm_lat[0], r[1].mm_lat[1]);
         printf("| peer, same bytes, 1 MiB chunks, CPU 0 | O_DIRECT | buffered |\n|---|---|---|\n");
@@ -514,7 +529,7 @@ int main(int argc, char **argv) {
                gibs(p.write_buf_s));
         printf("| sequential read, cache dropped | %.2f GiB/s | %.2f GiB/s |\n", gibs(p.read_direct_s),
                gibs(p.read_buf_s));
-        printf("| page fault on a MAP_SHARED file mapping, cache dropped, MADV_RANDOM: p50 / p99 | | %.0f / %.0f µs |\n",
-               p.lat_same[0], p.lat_same[1]);
+        printf("| random page faults on a MAP_SHARED file mapping, cache dropped, MADV_RANDOM: pages/s, p50 / p99 | | "
+               "%.0f/s, %.0f / %.0f µs |\n", p.rate, p.lat_same[0], p.lat_same[1]);
         return 0;
 }

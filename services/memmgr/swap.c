@@ -290,10 +290,6 @@ static int swap_read_range(struct swap *s, uint64_t off, uint64_t len, void *buf
         return 0;
 }
 
-static int swap_read_page(struct swap *s, uint64_t off, void *buf) {
-        return swap_read_range(s, off, s->page_size, buf);
-}
-
 static int swap_copy_in(int fd, uint64_t dst, const void *src, uint64_t len) {
         struct uffdio_copy c = { .dst = dst, .src = (uint64_t) (uintptr_t) src, .len = len };
 
@@ -342,6 +338,55 @@ static void swap_mark_back(struct swap *s, uint64_t i) {
         s->next_data = 0; /* a hole may have filled: ask the memfd again */
 }
 
+/* How far past `page` a fault on it reads ahead: when it follows the last
+ * file fault closely (sequential touches), the file pages of the next
+ * SWAP_FAULT_AROUND_PAGES come back with one read, as the kernel's swap
+ * readahead does; a random fault reads its page only. Never while chunks
+ * are on their way (a neighbour may be in one, and must not come back
+ * before it is punched). Returns the end of the range to read. */
+static uint64_t swap_read_ahead(struct swap *s, uint64_t page) {
+        uint64_t last = s->last_fault, hi = page + 1;
+
+        s->last_fault = page;
+        if (s->n_inflight > 0 || last == UINT64_MAX || page <= last || page - last > SWAP_FAULT_AROUND_PAGES)
+                return hi;
+        for (uint64_t i = page + 1; i < MIN(page + SWAP_FAULT_AROUND_PAGES, s->n_pages); i++)
+                if (swap_page_where(s, i) == SWAP_PAGE_FILE && !swap_page_back(s, i))
+                        hi = i + 1;
+        return hi;
+}
+
+/* Copies the file pages among [first, end) in from buf (page first at buf)
+ * through fd at base, runs at a time, waking nobody (nobody waits for them;
+ * one who faults meanwhile finds them there). A page already there
+ * (EEXIST) is newer than the file and stays. */
+static void swap_copy_ahead(struct swap *s, int fd, uint64_t base, uint64_t first, uint64_t end, const uint8_t *buf) {
+        for (uint64_t i = first; i < end;) {
+                struct uffdio_copy c;
+                uint64_t j = i;
+
+                while (j < end && swap_page_where(s, j) == SWAP_PAGE_FILE && !swap_page_back(s, j))
+                        j++;
+                if (j == i) {
+                        i++;
+                        continue;
+                }
+                c = (struct uffdio_copy) {
+                        .dst = base + i * s->page_size,
+                        .src = (uint64_t) (uintptr_t) (buf + (i - first) * s->page_size),
+                        .len = (j - i) * s->page_size,
+                        .mode = UFFDIO_COPY_MODE_DONTWAKE,
+                };
+                if (ioctl(fd, UFFDIO_COPY, &c) < 0 && c.copy <= 0)
+                        c.copy = (int64_t) s->page_size; /* this one failed (EEXIST): skip it */
+                else if (c.copy <= 0)
+                        c.copy = (int64_t) c.len;
+                for (uint64_t k = i; k < i + (uint64_t) c.copy / s->page_size; k++)
+                        swap_mark_back(s, k);
+                i += (uint64_t) c.copy / s->page_size;
+        }
+}
+
 /* A fault on uffd index at address a is guest offset a - base of that
  * uffd's mapping, and is answered through the same uffd. */
 static int swap_fault(int fd, uint32_t index, const struct uffd_msg *msg, void *userdata) {
@@ -370,17 +415,22 @@ static int swap_fault(int fd, uint32_t index, const struct uffd_msg *msg, void *
         }
 
         if (swap_page_where(s, off / s->page_size) == SWAP_PAGE_FILE) {
-                r = swap_read_page(s, off, s->buf);
+                uint64_t page = off / s->page_size, end = swap_read_ahead(s, page);
+
+                r = swap_read_range(s, off, (end - page) * s->page_size, s->buf);
                 if (r < 0) {
                         swap_kill_owner(s, index);
                         return 0;
                 }
+                /* The faulting page first: its thread goes on while the
+                 * pages read ahead follow. */
                 r = swap_copy_in(fd, addr, s->buf, s->page_size);
                 if (r == -EEXIST)
                         r = uffd_wake(fd, addr, s->page_size);
                 if (r == 0) {
-                        swap_mark_back(s, off / s->page_size);
+                        swap_mark_back(s, page);
                         swap_histogram_add(&s->latency, now_usec() - start);
+                        swap_copy_ahead(s, fd, e->base, page + 1, end, (const uint8_t *) s->buf + s->page_size);
                 }
                 return r;
         }
@@ -761,6 +811,7 @@ int swap_new(const char *vm, const char *object_path, sd_bus *bus, sd_event *eve
         if (!s)
                 return -ENOMEM;
         s->fd = -1;
+        s->last_fault = UINT64_MAX;
         s->memfd = memfd;
         s->size = size;
         s->page_size = (uint64_t) sysconf(_SC_PAGESIZE);
@@ -953,6 +1004,7 @@ static int swap_start(struct swap *s, enum swap_state st) {
         s->rollback_error = NULL;
         s->cursor = 0;
         s->next_data = 0;
+        s->last_fault = UINT64_MAX;
         s->progress = 0;
         free(s->last_error);
         s->last_error = NULL;

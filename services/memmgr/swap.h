@@ -45,6 +45,11 @@ enum swap_page {
 
 /* Pages per step of SwapOut/SwapIn: a fault waits at most one step. */
 #define SWAP_CHUNK_PAGES 256
+/* A fault on a page in the file that follows the last one closely brings
+ * back the file pages of the next this many pages with one read (the
+ * kernel's swap reads ahead too): sequential touches then take one disk
+ * read per window, not per page; random ones read their page only. */
+#define SWAP_FAULT_AROUND_PAGES 16
 /* SwapOut chunks on their way to disk at once. */
 #define SWAP_DEPTH 4
 /* With O_DIRECT, a run of pages written with one write may bridge this
@@ -124,6 +129,7 @@ struct swap {
         struct swap_deferred *deferred; /* faults on chunks on their way */
         size_t n_deferred, n_deferred_alloc;
         uint64_t next_data;       /* first memfd offset with data at or after the last lookup; 0: ask */
+        uint64_t last_fault;      /* page of the last fault served from the file (read ahead); UINT64_MAX: none */
 };
 
 int swap_new(const char *vm, const char *object_path, sd_bus *bus, sd_event *event, int memfd, uint64_t size,

@@ -214,7 +214,9 @@ static void test_blk_on_swapped_out_memory_loses_nothing(void) {
         copy_through_disk(&k, 0, 1);
         device_faults = uffd_faults(&k, 1);
         g_test_message("device faults served while swapped out: %" G_GUINT64_FORMAT, device_faults);
-        g_assert_cmpuint(device_faults, >=, HALF / 4096); /* it read buf[0] from the file */
+        /* It read buf[0] from the file: a fault per 16 pages at least
+         * (memmgr reads ahead of faults in order). */
+        g_assert_cmpuint(device_faults, >=, HALF / 4096 / 16);
         image = read_image(k.image);
         assert_pattern(image, HALF, 2, 0, "disk, first half (from swapped-out buf[0])");
         assert_pattern(image + HALF, HALF, 1, HALF, "disk, second half (untouched)");
