@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -280,6 +284,27 @@ int harness_allocate_memory(struct harness *h, const char *vm, uint64_t size) {
         g_assert_cmpint(fd, >=, 0);
         sd_bus_message_unref(reply);
         return fd;
+}
+
+void *harness_map_guarded_memory(struct harness *h, const char *vm, uint64_t size, int *ret_memfd) {
+        struct uffdio_api api = { .api = UFFD_API };
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int memfd = harness_allocate_memory(h, vm, size), uffd;
+        void *mem;
+
+        mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+        g_assert_true(mem != MAP_FAILED);
+        /* A uffd with no range: memmgr registers it when it swaps. */
+        uffd = (int) syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+        g_assert_cmpint(uffd, >=, 0);
+        g_assert_cmpint(ioctl(uffd, UFFDIO_API, &api), ==, 0);
+        if (sd_bus_call_method(h->bus, "org.polyvm.MemoryManager1", "/org/polyvm/MemoryManager1",
+                               "org.polyvm.MemoryManager1", "RegisterUffd", &error, NULL, "sht", vm, uffd,
+                               (uint64_t) (uintptr_t) mem) < 0)
+                g_error("RegisterUffd(%s): %s: %s", vm, error.name, error.message);
+        close(uffd);
+        *ret_memfd = memfd;
+        return mem;
 }
 
 char *harness_memory_path(const char *vm) {

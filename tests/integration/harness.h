@@ -61,5 +61,10 @@ void harness_compare_interface(struct harness *h, const char *dest, const char *
  * own copy of the memfd. */
 int harness_allocate_memory(struct harness *h, const char *vm, uint64_t size);
 
+/* As the launcher does: AllocateMemory(vm, size), maps the memfd and
+ * registers a main uffd for that mapping (RegisterUffd). Returns the
+ * mapping; *ret_memfd is our own copy of the memfd. */
+void *harness_map_guarded_memory(struct harness *h, const char *vm, uint64_t size, int *ret_memfd);
+
 /* /org/polyvm/MemoryManager1/vm/<escaped vm>, newly allocated. */
 char *harness_memory_path(const char *vm);

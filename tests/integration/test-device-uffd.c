@@ -9,12 +9,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/userfaultfd.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -49,22 +46,9 @@ static uint64_t pattern(uint64_t word) {
 }
 
 static void vm_start(struct vm *vm, const char *name) {
-        struct uffdio_api api = { .api = UFFD_API };
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int uffd;
-
         vm->name = name;
         vm->path = harness_memory_path(name);
-        vm->memfd = harness_allocate_memory(&h, name, VM_SIZE);
-        vm->mem = mmap(NULL, VM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, vm->memfd, 0);
-        g_assert_true(vm->mem != MAP_FAILED);
-        /* As the launcher: a uffd with no range; memmgr registers it. */
-        uffd = (int) syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-        g_assert_cmpint(uffd, >=, 0);
-        g_assert_cmpint(ioctl(uffd, UFFDIO_API, &api), ==, 0);
-        g_assert_cmpint(sd_bus_call_method(h.bus, MEMMGR, MEMMGR_PATH, MEMMGR, "RegisterUffd", &error, NULL, "sht",
-                                           name, uffd, (uint64_t) (uintptr_t) vm->mem), >=, 0);
-        close(uffd);
+        vm->mem = harness_map_guarded_memory(&h, name, VM_SIZE, &vm->memfd);
         for (uint64_t w = 0; w < VM_SIZE / 8; w++)
                 vm->mem[w] = pattern(w);
 }

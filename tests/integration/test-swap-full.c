@@ -7,18 +7,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "bus-util.h"
@@ -114,33 +111,16 @@ static void *writer_main(void *arg) {
 static void test_swap_out_on_full_disk_loses_nothing(void) {
         g_autofree char *file = g_strdup_printf("%s/full-vm.swap", state_dir);
         g_autofree char *path = NULL, *err = NULL, *msg = NULL, *state = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        struct uffdio_api api = { .api = UFFD_API };
         struct writer w = { 0 };
         uint64_t *copy, fnv0, x = UINT64_C(0x243f6a8885a308d3), free_before;
-        const char *obj;
         pthread_t thread;
         uint8_t *guest;
-        int memfd, uffd;
+        int memfd;
         struct stat st;
 
         /* The owner's side, as the launcher does it. */
-        g_assert_cmpint(sd_bus_call_method(h.bus, MEMMGR, MEMMGR_PATH, MEMMGR, "AllocateMemory", &error, &reply, "st",
-                                           "full-vm", VM_SIZE), >=, 0);
-        g_assert_cmpint(sd_bus_message_read(reply, "oh", &obj, &memfd), >, 0);
-        path = g_strdup(obj);
-        memfd = fcntl(memfd, F_DUPFD_CLOEXEC, 3);
-        g_assert_cmpint(memfd, >=, 0);
-        sd_bus_message_unref(reply);
-        guest = mmap(NULL, VM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-        g_assert_true(guest != MAP_FAILED);
-        uffd = (int) syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-        g_assert_cmpint(uffd, >=, 0);
-        g_assert_cmpint(ioctl(uffd, UFFDIO_API, &api), ==, 0);
-        g_assert_cmpint(sd_bus_call_method(h.bus, MEMMGR, MEMMGR_PATH, MEMMGR, "RegisterUffd", &error, NULL, "sht",
-                                           "full-vm", uffd, (uint64_t) (uintptr_t) guest), >=, 0);
-        close(uffd);
+        path = harness_memory_path("full-vm");
+        guest = harness_map_guarded_memory(&h, "full-vm", VM_SIZE, &memfd);
 
         /* Random data in every page: no zero page to skip. */
         copy = g_malloc(VM_SIZE);

@@ -10,14 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/loop.h>
-#include <linux/userfaultfd.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -74,29 +72,12 @@ static void run(const char *cmd) {
 static void test_io_errors_fail_swap_and_lose_nothing(void) {
         g_autofree char *file = g_strdup_printf("%s/ioerr-vm.swap", state_dir);
         g_autofree char *path = NULL, *err = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        struct uffdio_api api = { .api = UFFD_API };
         uint64_t *copy, x = UINT64_C(0x243f6a8885a308d3);
-        const char *obj;
         uint8_t *guest;
-        int memfd, uffd;
+        int memfd;
 
-        g_assert_cmpint(sd_bus_call_method(h.bus, MEMMGR, MEMMGR_PATH, MEMMGR, "AllocateMemory", &error, &reply, "st",
-                                           "ioerr-vm", VM_SIZE), >=, 0);
-        g_assert_cmpint(sd_bus_message_read(reply, "oh", &obj, &memfd), >, 0);
-        path = g_strdup(obj);
-        memfd = fcntl(memfd, F_DUPFD_CLOEXEC, 3);
-        g_assert_cmpint(memfd, >=, 0);
-        sd_bus_message_unref(reply);
-        guest = mmap(NULL, VM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-        g_assert_true(guest != MAP_FAILED);
-        uffd = (int) syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-        g_assert_cmpint(uffd, >=, 0);
-        g_assert_cmpint(ioctl(uffd, UFFDIO_API, &api), ==, 0);
-        g_assert_cmpint(sd_bus_call_method(h.bus, MEMMGR, MEMMGR_PATH, MEMMGR, "RegisterUffd", &error, NULL, "sht",
-                                           "ioerr-vm", uffd, (uint64_t) (uintptr_t) guest), >=, 0);
-        close(uffd);
+        path = harness_memory_path("ioerr-vm");
+        guest = harness_map_guarded_memory(&h, "ioerr-vm", VM_SIZE, &memfd);
         copy = g_malloc(VM_SIZE);
         for (uint64_t i = 0; i < VM_SIZE / 8; i++) {
                 x ^= x << 13;

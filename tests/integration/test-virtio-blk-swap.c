@@ -8,13 +8,7 @@
  * into others (its faults served through its own uffd); then again while
  * SwapIn runs. Every byte of the disk and of guest memory is checked. */
 
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/userfaultfd.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <glib/gstdio.h>
 #include <unistd.h>
 
@@ -109,23 +103,13 @@ static uint64_t uffd_faults(struct disk *k, guint i) {
 
 /* The VM's memory as the launcher has it, then the disk on it. */
 static void disk_start(struct disk *k) {
-        struct uffdio_api api = { .api = UFFD_API };
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         g_autofree char *config = NULL;
-        int memfd, uffd, ep;
+        int memfd, ep;
         void *ram;
 
         memset(k, 0, sizeof(*k));
         k->memory_path = harness_memory_path(VM);
-        memfd = harness_allocate_memory(&h, VM, RAM_SIZE);
-        ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-        g_assert_true(ram != MAP_FAILED);
-        uffd = (int) syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-        g_assert_cmpint(uffd, >=, 0);
-        g_assert_cmpint(ioctl(uffd, UFFDIO_API, &api), ==, 0);
-        g_assert_cmpint(sd_bus_call_method(h.bus, MEMMGR, MEMMGR_PATH, MEMMGR, "RegisterUffd", &error, NULL, "sht", VM,
-                                           uffd, (uint64_t) (uintptr_t) ram), >=, 0);
-        close(uffd);
+        ram = harness_map_guarded_memory(&h, VM, RAM_SIZE, &memfd);
 
         k->image = g_build_filename(tmpdir, "swap-disk.img", NULL);
         {
