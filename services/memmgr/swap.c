@@ -699,34 +699,55 @@ static int swap_in_step(struct swap *s) {
                 if (r < 0)
                         return r;
         }
-        for (uint64_t i = first; i < first + n; i++) {
-                uint64_t off = i * s->page_size;
+        for (uint64_t i = first; i < first + n;) {
+                struct uffd_entry *e;
+                struct uffdio_copy c;
+                uint64_t j = i;
 
-                if (swap_page_where(s, i) == SWAP_PAGE_FILE && !swap_page_back(s, i)) {
-                        struct uffd_entry *e = swap_copy_entry(s);
-
-                        if (!e) {
-                                /* Every process that mapped the memory is
-                                 * gone: nobody can read it any more. */
-                                swap_fail(s, "no live process maps guest memory to bring it back through");
-                                return -ESRCH;
-                        }
-                        r = swap_copy_in(e->fd, e->base + off, (uint8_t *) s->buf + (i - first) * s->page_size,
-                                         s->page_size);
-                        s->next_data = 0;
-                        if (r < 0 && r != -EEXIST && r != -EAGAIN && swap_entry_gone(e, r))
-                                return 0; /* again, through another one */
-                        if (r == -EAGAIN)
-                                return 0; /* the owner's mappings are changing: later */
-                        if (r < 0 && r != -EEXIST) {
-                                swap_fail(s, "cannot bring guest page at offset 0x%" PRIx64 " back: %s", off,
-                                          strerror(-r));
-                                return r;
-                        }
+                while (j < first + n && swap_page_where(s, j) == SWAP_PAGE_FILE && !swap_page_back(s, j))
+                        j++;
+                if (j == i) {
+                        /* In memory, or a zero page: zero pages come back
+                         * as zeros on their first touch. */
+                        swap_set_page(s, i, SWAP_PAGE_MEMORY);
+                        s->cursor = ++i;
+                        continue;
                 }
-                /* Zero pages come back as zeros on their first touch. */
-                swap_set_page(s, i, SWAP_PAGE_MEMORY);
-                s->cursor = i + 1;
+                e = swap_copy_entry(s);
+                if (!e) {
+                        /* Every process that mapped the memory is gone:
+                         * nobody can read it any more. */
+                        swap_fail(s, "no live process maps guest memory to bring it back through");
+                        return -ESRCH;
+                }
+                /* The run of file pages [i, j) with one copy. It stops at a
+                 * page that is there already (EEXIST: a fault brought it
+                 * back, newer than the file), which then stays. */
+                c = (struct uffdio_copy) {
+                        .dst = e->base + i * s->page_size,
+                        .src = (uint64_t) (uintptr_t) ((uint8_t *) s->buf + (i - first) * s->page_size),
+                        .len = (j - i) * s->page_size,
+                };
+                r = ioctl(e->fd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
+                s->next_data = 0;
+                for (uint64_t done = c.copy > 0 ? (uint64_t) c.copy / s->page_size : 0; done > 0; done--) {
+                        swap_set_page(s, i, SWAP_PAGE_MEMORY);
+                        s->cursor = ++i;
+                }
+                if (r == 0)
+                        continue;
+                if (r == -EEXIST) {
+                        swap_set_page(s, i, SWAP_PAGE_MEMORY);
+                        s->cursor = ++i;
+                        continue;
+                }
+                if (r == -EAGAIN)
+                        return 0; /* the owner's mappings are changing: later */
+                if (swap_entry_gone(e, r))
+                        return 0; /* again, through another one */
+                swap_fail(s, "cannot bring guest page at offset 0x%" PRIx64 " back: %s", i * s->page_size,
+                          strerror(-r));
+                return r;
         }
         return 0;
 }
