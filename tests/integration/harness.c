@@ -313,3 +313,24 @@ char *harness_memory_path(const char *vm) {
         g_assert_cmpint(sd_bus_path_encode("/org/polyvm/MemoryManager1/vm", vm, &p), >=, 0);
         return p;
 }
+
+uint64_t harness_memory_u64(struct harness *h, const char *path, const char *property) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        uint64_t v = 0;
+
+        if (sd_bus_get_property_trivial(h->bus, "org.polyvm.MemoryManager1", path, "org.polyvm.Memory1", property,
+                                        &error, 't', &v) < 0)
+                g_error("%s %s: %s: %s", path, property, error.name, error.message);
+        return v;
+}
+
+void harness_wait_swap_state(struct harness *h, const char *path, const char *state) {
+        if (!harness_wait_property(h, "org.polyvm.MemoryManager1", path, "org.polyvm.Memory1", "SwapState", state,
+                                   60000)) {
+                g_autofree char *now = harness_get_string(h, "org.polyvm.MemoryManager1", path, "org.polyvm.Memory1",
+                                                          "SwapState");
+                g_autofree char *err = harness_get_string(h, "org.polyvm.MemoryManager1", path, "org.polyvm.Memory1",
+                                                          "LastError");
+                g_error("%s: SwapState is %s, not %s (LastError: %s)", path, now, state, err);
+        }
+}

@@ -68,3 +68,10 @@ void *harness_map_guarded_memory(struct harness *h, const char *vm, uint64_t siz
 
 /* /org/polyvm/MemoryManager1/vm/<escaped vm>, newly allocated. */
 char *harness_memory_path(const char *vm);
+
+/* A `t` property of memmgr's Memory1 object at path; fails the test on error. */
+uint64_t harness_memory_u64(struct harness *h, const char *path, const char *property);
+
+/* Waits up to 60 s for Memory1.SwapState at path to be state; fails the
+ * test otherwise, saying the state it is in and LastError. */
+void harness_wait_swap_state(struct harness *h, const char *path, const char *state);

@@ -65,14 +65,6 @@ static void set_num_static_devices(struct vm *vm, uint32_t n) {
                                          vm->name, n));
 }
 
-static uint64_t get_u64(const char *path, const char *property) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        uint64_t v = 0;
-
-        g_assert_cmpint(sd_bus_get_property_trivial(h.bus, MEMMGR, path, MEMORY1, property, &error, 't', &v), >=, 0);
-        return v;
-}
-
 static void swap(struct vm *vm, const char *method, const char *until) {
         g_assert_null(harness_call_error(&h, MEMMGR, vm->path, MEMORY1, method, NULL, ""));
         if (until && !harness_wait_property(&h, MEMMGR, vm->path, MEMORY1, "SwapState", until, 60000)) {
@@ -262,7 +254,7 @@ static void run_device_swap(gboolean is_static) {
 
         /* Out: the device reads pages back from the file, through its uffd. */
         swap(&vm, "SwapOut", "active");
-        g_assert_cmpuint(get_u64(vm.path, "ResidentBytes"), <, VM_SIZE / 50);
+        g_assert_cmpuint(harness_memory_u64(&h, vm.path, "ResidentBytes"), <, VM_SIZE / 50);
         faults = uffd_faults(&vm, 1);
         for (uint64_t page = 0; page < n_pages; page += 97)
                 g_assert_cmphex(device_read(&d, gpa_of(page)), ==, pattern(gpa_of(page) / 8));

@@ -39,24 +39,8 @@ static uint64_t fnv1a(const void *p, size_t len) {
         return x;
 }
 
-static uint64_t get_u64(const char *path, const char *property) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        uint64_t v = 0;
-
-        g_assert_cmpint(sd_bus_get_property_trivial(h.bus, MEMMGR, path, MEMORY1, property, &error, 't', &v), >=, 0);
-        return v;
-}
-
 static char *get_string(const char *path, const char *property) {
         return harness_get_string(&h, MEMMGR, path, MEMORY1, property);
-}
-
-static void wait_state(const char *path, const char *state) {
-        if (!harness_wait_property(&h, MEMMGR, path, MEMORY1, "SwapState", state, 30000)) {
-                g_autofree char *now = get_string(path, "SwapState");
-                g_autofree char *err = get_string(path, "LastError");
-                g_error("SwapState is %s, not %s (LastError: %s)", now, state, err);
-        }
 }
 
 static void tmpfs_mount(const char *size) {
@@ -132,7 +116,7 @@ static void test_swap_out_on_full_disk_loses_nothing(void) {
         }
         memcpy(guest, copy, VM_SIZE);
         fnv0 = fnv1a(guest, VM_SIZE);
-        g_assert_cmpuint(get_u64(path, "ResidentBytes"), ==, VM_SIZE);
+        g_assert_cmpuint(harness_memory_u64(&h, path, "ResidentBytes"), ==, VM_SIZE);
         free_before = state_dir_free();
         g_test_message("state dir %s: %" G_GUINT64_FORMAT " bytes free for %" G_GUINT64_FORMAT " bytes of guest memory",
                        state_dir, free_before, (uint64_t) VM_SIZE);
@@ -144,7 +128,7 @@ static void test_swap_out_on_full_disk_loses_nothing(void) {
         w.words = VM_SIZE / 8;
         g_assert_cmpint(pthread_create(&thread, NULL, writer_main, &w), ==, 0);
         g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapOut", NULL, ""));
-        wait_state(path, "failed");
+        harness_wait_swap_state(&h, path, "failed");
         atomic_store(&w.stop, true);
         g_assert_cmpint(pthread_join(thread, NULL), ==, 0);
         g_test_message("%" G_GUINT64_FORMAT " writes during the failing SwapOut", w.writes);
@@ -156,8 +140,8 @@ static void test_swap_out_on_full_disk_loses_nothing(void) {
         g_clear_pointer(&err, g_free);
 
         /* Everything is back in memory, nothing in the file, the disk freed. */
-        g_assert_cmpuint(get_u64(path, "ResidentBytes"), ==, VM_SIZE);
-        g_assert_cmpuint(get_u64(path, "SwappedBytes"), ==, 0);
+        g_assert_cmpuint(harness_memory_u64(&h, path, "ResidentBytes"), ==, VM_SIZE);
+        g_assert_cmpuint(harness_memory_u64(&h, path, "SwappedBytes"), ==, 0);
         g_assert_cmpint(stat(file, &st), ==, 0);
         g_assert_cmpuint((uint64_t) st.st_blocks * 512, ==, 0);
         g_assert_cmpuint(state_dir_free(), ==, free_before);
@@ -168,7 +152,7 @@ static void test_swap_out_on_full_disk_loses_nothing(void) {
 
         /* From failed: SwapIn has nothing to bring back and ends ready. */
         g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapIn", NULL, ""));
-        wait_state(path, "ready");
+        harness_wait_swap_state(&h, path, "ready");
         state = get_string(path, "LastError");
         g_assert_cmpstr(state, ==, "");
         g_clear_pointer(&state, g_free);
@@ -176,12 +160,12 @@ static void test_swap_out_on_full_disk_loses_nothing(void) {
         /* Room again: SwapOut and SwapIn work and keep every byte. */
         tmpfs_resize("64m");
         g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapOut", NULL, ""));
-        wait_state(path, "active");
-        g_assert_cmpuint(get_u64(path, "SwappedBytes"), ==, VM_SIZE);
-        g_assert_cmpuint(get_u64(path, "ResidentBytes"), <, VM_SIZE / 50);
+        harness_wait_swap_state(&h, path, "active");
+        g_assert_cmpuint(harness_memory_u64(&h, path, "SwappedBytes"), ==, VM_SIZE);
+        g_assert_cmpuint(harness_memory_u64(&h, path, "ResidentBytes"), <, VM_SIZE / 50);
         g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapIn", NULL, ""));
-        wait_state(path, "ready");
-        g_assert_cmpuint(get_u64(path, "ResidentBytes"), ==, VM_SIZE);
+        harness_wait_swap_state(&h, path, "ready");
+        g_assert_cmpuint(harness_memory_u64(&h, path, "ResidentBytes"), ==, VM_SIZE);
         g_assert_true(memcmp(guest, copy, VM_SIZE) == 0);
         g_assert_cmpuint(fnv1a(guest, VM_SIZE), ==, fnv0);
 
@@ -189,21 +173,21 @@ static void test_swap_out_on_full_disk_loses_nothing(void) {
          * active rewrites the pages that came back): the failing one must
          * bring back the pages the earlier one put out, too. */
         g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapOut", NULL, ""));
-        wait_state(path, "active");
+        harness_wait_swap_state(&h, path, "active");
         memcpy(guest, copy, 8 * MIB); /* faults half of it back in, same bytes */
         /* The file holds 16 MiB, 8 MiB of it in memory again; after Trim
          * 8 MiB: leave room for 1 MiB more. */
         g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "Trim", NULL, ""));
         /* (Up to 15 pages past the first 8 MiB came back too: read ahead.) */
-        g_assert_cmpuint(get_u64(path, "SwappedBytes"), <=, 8 * MIB);
-        g_assert_cmpuint(get_u64(path, "SwappedBytes"), >=, 8 * MIB - 15 * 4096);
+        g_assert_cmpuint(harness_memory_u64(&h, path, "SwappedBytes"), <=, 8 * MIB);
+        g_assert_cmpuint(harness_memory_u64(&h, path, "SwappedBytes"), >=, 8 * MIB - 15 * 4096);
         tmpfs_resize("9m");
         g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapOut", NULL, ""));
-        wait_state(path, "failed");
+        harness_wait_swap_state(&h, path, "failed");
         err = get_string(path, "LastError");
         g_assert_nonnull(strstr(err, g_strerror(ENOSPC)));
-        g_assert_cmpuint(get_u64(path, "ResidentBytes"), ==, VM_SIZE);
-        g_assert_cmpuint(get_u64(path, "SwappedBytes"), ==, 0);
+        g_assert_cmpuint(harness_memory_u64(&h, path, "ResidentBytes"), ==, VM_SIZE);
+        g_assert_cmpuint(harness_memory_u64(&h, path, "SwappedBytes"), ==, 0);
         g_assert_true(memcmp(guest, copy, VM_SIZE) == 0);
         g_assert_cmpuint(fnv1a(guest, VM_SIZE), ==, fnv0);
         tmpfs_resize("64m");

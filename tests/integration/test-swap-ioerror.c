@@ -31,24 +31,8 @@ static struct harness h;
 static char *state_dir;
 static int loop_fd = -1;
 
-static uint64_t get_u64(const char *path, const char *property) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        uint64_t v = 0;
-
-        g_assert_cmpint(sd_bus_get_property_trivial(h.bus, MEMMGR, path, MEMORY1, property, &error, 't', &v), >=, 0);
-        return v;
-}
-
 static char *get_string(const char *path, const char *property) {
         return harness_get_string(&h, MEMMGR, path, MEMORY1, property);
-}
-
-static void wait_state(const char *path, const char *state) {
-        if (!harness_wait_property(&h, MEMMGR, path, MEMORY1, "SwapState", state, 30000)) {
-                g_autofree char *now = get_string(path, "SwapState");
-                g_autofree char *err = get_string(path, "LastError");
-                g_error("SwapState is %s, not %s (LastError: %s)", now, state, err);
-        }
 }
 
 /* The device ends after limit bytes (0: at its backing file's end). */
@@ -91,41 +75,41 @@ static void test_io_errors_fail_swap_and_lose_nothing(void) {
          * lost, LastError names the file and the error. */
         disk_limit(20 * MIB);
         g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapOut", NULL, ""));
-        wait_state(path, "failed");
+        harness_wait_swap_state(&h, path, "failed");
         err = get_string(path, "LastError");
         g_test_message("LastError after a failed write: %s", err);
         g_assert_nonnull(strstr(err, file));
         g_assert_nonnull(strstr(err, "cannot write guest memory"));
         g_assert_nonnull(strstr(err, g_strerror(EIO)));
         g_clear_pointer(&err, g_free);
-        g_assert_cmpuint(get_u64(path, "ResidentBytes"), ==, VM_SIZE);
-        g_assert_cmpuint(get_u64(path, "SwappedBytes"), ==, 0);
+        g_assert_cmpuint(harness_memory_u64(&h, path, "ResidentBytes"), ==, VM_SIZE);
+        g_assert_cmpuint(harness_memory_u64(&h, path, "SwappedBytes"), ==, 0);
         g_assert_true(memcmp(guest, copy, VM_SIZE) == 0);
 
         /* The disk is whole again: out it goes. */
         disk_limit(0);
         g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapOut", NULL, ""));
-        wait_state(path, "active");
-        g_assert_cmpuint(get_u64(path, "SwappedBytes"), ==, VM_SIZE);
+        harness_wait_swap_state(&h, path, "active");
+        g_assert_cmpuint(harness_memory_u64(&h, path, "SwappedBytes"), ==, VM_SIZE);
 
         /* Reads fail: SwapIn stops as failed, saying where; the pages stay
          * in the file (never a wrong page), memmgr keeps serving. */
         disk_limit(3 * MIB);
         g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapIn", NULL, ""));
-        wait_state(path, "failed");
+        harness_wait_swap_state(&h, path, "failed");
         err = get_string(path, "LastError");
         g_test_message("LastError after a failed read: %s", err);
         g_assert_nonnull(strstr(err, file));
         g_assert_nonnull(strstr(err, "cannot read guest memory"));
         g_assert_nonnull(strstr(err, g_strerror(EIO)));
         g_clear_pointer(&err, g_free);
-        g_assert_cmpuint(get_u64(path, "SwappedBytes"), >, 0);
+        g_assert_cmpuint(harness_memory_u64(&h, path, "SwappedBytes"), >, 0);
 
         /* Whole again: SwapIn from failed brings every page back intact. */
         disk_limit(0);
         g_assert_null(harness_call_error(&h, MEMMGR, path, MEMORY1, "SwapIn", NULL, ""));
-        wait_state(path, "ready");
-        g_assert_cmpuint(get_u64(path, "ResidentBytes"), ==, VM_SIZE);
+        harness_wait_swap_state(&h, path, "ready");
+        g_assert_cmpuint(harness_memory_u64(&h, path, "ResidentBytes"), ==, VM_SIZE);
         g_assert_true(memcmp(guest, copy, VM_SIZE) == 0);
 
         g_assert_null(harness_call_error(&h, MEMMGR, MEMMGR_PATH, MEMMGR, "FreeMemory", NULL, "s", "ioerr-vm"));

@@ -235,24 +235,8 @@ static void launcher_stop(struct launcher *l) {
 
 /* ---- the test's side ---- */
 
-static uint64_t get_u64(const char *path, const char *property) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        uint64_t v = 0;
-
-        g_assert_cmpint(sd_bus_get_property_trivial(h.bus, MEMMGR, path, MEMORY1, property, &error, 't', &v), >=, 0);
-        return v;
-}
-
 static char *call(const char *path, const char *method, char **message) {
         return harness_call_error(&h, MEMMGR, path, MEMORY1, method, message, "");
-}
-
-static void wait_state(const char *path, const char *state) {
-        if (!harness_wait_property(&h, MEMMGR, path, MEMORY1, "SwapState", state, 30000)) {
-                g_autofree char *now = harness_get_string(&h, MEMMGR, path, MEMORY1, "SwapState");
-                g_autofree char *err = harness_get_string(&h, MEMMGR, path, MEMORY1, "LastError");
-                g_error("SwapState is %s, not %s (LastError: %s)", now, state, err);
-        }
 }
 
 static char *swap_file(const char *vm) {
@@ -294,16 +278,16 @@ static void test_swap_out_in_keeps_data(void) {
         g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
 
         g_assert_true(launcher_cmd(&l, CMD_FILL, SEED, &sum0, 30000));
-        resident = get_u64(l.path, "ResidentBytes");
+        resident = harness_memory_u64(&h, l.path, "ResidentBytes");
         g_assert_cmpuint(resident, >=, VM_SIZE * 3 / 4); /* pattern and written zeros */
 
         g_assert_null(call(l.path, "SwapOut", NULL));
-        wait_state(l.path, "active");
+        harness_wait_swap_state(&h, l.path, "active");
         /* Every non-zero page is in the file, zero pages are skipped, and
          * the memfd holds (almost) nothing. */
-        g_assert_cmpuint(get_u64(l.path, "SwappedBytes"), ==, n_pages / 2 * page_size);
-        g_assert_cmpuint(get_u64(l.path, "ZeroPagesSkipped"), ==, n_pages / 2);
-        g_assert_cmpuint(get_u64(l.path, "ResidentBytes"), <, VM_SIZE / 50);
+        g_assert_cmpuint(harness_memory_u64(&h, l.path, "SwappedBytes"), ==, n_pages / 2 * page_size);
+        g_assert_cmpuint(harness_memory_u64(&h, l.path, "ZeroPagesSkipped"), ==, n_pages / 2);
+        g_assert_cmpuint(harness_memory_u64(&h, l.path, "ResidentBytes"), <, VM_SIZE / 50);
         g_assert_cmpint(stat(file, &st), ==, 0);
         g_assert_cmpuint(st.st_mode & 07777, ==, 0600);
         g_assert_cmpuint((uint64_t) st.st_size, ==, VM_SIZE);
@@ -320,8 +304,8 @@ static void test_swap_out_in_keeps_data(void) {
         g_assert_cmpuint(sum, ==, sum0);
         /* A fault per zero page; the data pages, read in order, come back
          * up to 16 per fault (read ahead). */
-        g_assert_cmpuint(get_u64(l.path, "FaultsServed"), >=, n_pages / 2 + n_pages / 2 / 16);
-        g_assert_cmpuint(get_u64(l.path, "FaultsServed"), <, n_pages * 3 / 4); /* it did read ahead */
+        g_assert_cmpuint(harness_memory_u64(&h, l.path, "FaultsServed"), >=, n_pages / 2 + n_pages / 2 / 16);
+        g_assert_cmpuint(harness_memory_u64(&h, l.path, "FaultsServed"), <, n_pages * 3 / 4); /* it did read ahead */
         {
                 sd_bus_message *reply = NULL;
                 g_assert_cmpint(sd_bus_get_property(h.bus, MEMMGR, l.path, MEMORY1, "FaultLatencyUs", &error, &reply,
@@ -336,21 +320,21 @@ static void test_swap_out_in_keeps_data(void) {
 
         /* Trim: the pages are in memory again, so the file lets them go. */
         g_assert_null(call(l.path, "Trim", NULL));
-        g_assert_cmpuint(get_u64(l.path, "SwappedBytes"), ==, 0);
+        g_assert_cmpuint(harness_memory_u64(&h, l.path, "SwappedBytes"), ==, 0);
         g_assert_cmpint(stat(file, &st), ==, 0);
         g_assert_cmpuint((uint64_t) st.st_blocks * 512, <, MIB);
 
         /* Out again, then in: ready, resident, intact. */
         g_assert_null(call(l.path, "SwapOut", NULL));
-        wait_state(l.path, "active");
-        g_assert_cmpuint(get_u64(l.path, "ResidentBytes"), <, VM_SIZE / 50);
+        harness_wait_swap_state(&h, l.path, "active");
+        g_assert_cmpuint(harness_memory_u64(&h, l.path, "ResidentBytes"), <, VM_SIZE / 50);
         err = call(l.path, "SwapOut", &msg); /* from active: again, harmless */
         g_assert_null(err);
-        wait_state(l.path, "active");
+        harness_wait_swap_state(&h, l.path, "active");
         g_assert_null(call(l.path, "SwapIn", NULL));
-        wait_state(l.path, "ready");
-        g_assert_cmpuint(get_u64(l.path, "ResidentBytes"), >=, n_pages / 2 * page_size);
-        g_assert_cmpuint(get_u64(l.path, "SwappedBytes"), ==, 0);
+        harness_wait_swap_state(&h, l.path, "ready");
+        g_assert_cmpuint(harness_memory_u64(&h, l.path, "ResidentBytes"), >=, n_pages / 2 * page_size);
+        g_assert_cmpuint(harness_memory_u64(&h, l.path, "SwappedBytes"), ==, 0);
         g_assert_true(launcher_cmd(&l, CMD_SUM, 0, &sum, 60000));
         g_assert_cmpuint(sum, ==, sum0);
 
@@ -389,7 +373,7 @@ static void test_writer_during_swap_out_loses_nothing(void) {
                                 overlap++;
                         prev = mark;
                 }
-                wait_state(l.path, "active");
+                harness_wait_swap_state(&h, l.path, "active");
                 g_usleep(20000);
                 /* The answer to STOP is the number of writes, then the lost ones. */
                 g_assert_true(launcher_cmd(&l, CMD_STOP, 0, &writes_total, 60000));
@@ -401,13 +385,13 @@ static void test_writer_during_swap_out_loses_nothing(void) {
                 /* And they are still there after a round trip through the
                  * file, read through faults, and after SwapIn. */
                 g_assert_null(call(l.path, "SwapOut", NULL));
-                wait_state(l.path, "active");
+                harness_wait_swap_state(&h, l.path, "active");
                 g_assert_true(launcher_cmd(&l, CMD_LOST, 0, &lost, 60000));
                 g_assert_cmpuint(lost, ==, 0);
                 g_assert_null(call(l.path, "SwapOut", NULL));
-                wait_state(l.path, "active");
+                harness_wait_swap_state(&h, l.path, "active");
                 g_assert_null(call(l.path, "SwapIn", NULL));
-                wait_state(l.path, "ready");
+                harness_wait_swap_state(&h, l.path, "ready");
                 g_assert_true(launcher_cmd(&l, CMD_LOST, 0, &lost, 60000));
                 g_assert_cmpuint(lost, ==, 0);
         }
@@ -458,7 +442,7 @@ static void test_truncated_swap_file_fails_and_sigbus(void) {
                                             "PropertiesChanged", on_properties_changed, &w), >=, 0);
         g_assert_true(launcher_cmd(&l, CMD_FILL, SEED + 2, &sum, 30000));
         g_assert_null(call(l.path, "SwapOut", NULL));
-        wait_state(l.path, "active");
+        harness_wait_swap_state(&h, l.path, "active");
 
         /* The file loses its data: the guest must not get a wrong page, nor hang. */
         g_assert_cmpint(truncate(file, 0), ==, 0);
@@ -534,12 +518,12 @@ static void test_launcher_vm1_forwards(void) {
         g_clear_pointer(&msg, g_free);
 
         g_assert_null(harness_call_error(&h, "org.polyvm.Launcher1", vm_path, "org.polyvm.Vm1", "SwapOut", NULL, NULL));
-        wait_state(mem_path, "active");
+        harness_wait_swap_state(&h, mem_path, "active");
         g_assert_true(g_file_test(file, G_FILE_TEST_EXISTS));
-        g_assert_cmpuint(get_u64(mem_path, "ResidentBytes"), <, 64 * MIB / 50);
+        g_assert_cmpuint(harness_memory_u64(&h, mem_path, "ResidentBytes"), <, 64 * MIB / 50);
         g_assert_null(harness_call_error(&h, "org.polyvm.Launcher1", vm_path, "org.polyvm.Vm1", "Trim", NULL, NULL));
         g_assert_null(harness_call_error(&h, "org.polyvm.Launcher1", vm_path, "org.polyvm.Vm1", "SwapIn", NULL, NULL));
-        wait_state(mem_path, "ready");
+        harness_wait_swap_state(&h, mem_path, "ready");
 
         /* The same through polyvmctl, which waits for the end. */
         {

@@ -68,14 +68,6 @@ static uint8_t *read_image(const char *image) {
         return (uint8_t *) data;
 }
 
-static uint64_t get_u64(const char *path, const char *property) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        uint64_t v = 0;
-
-        g_assert_cmpint(sd_bus_get_property_trivial(h.bus, MEMMGR, path, MEMORY1, property, &error, 't', &v), >=, 0);
-        return v;
-}
-
 static void swap_call(struct disk *k, const char *method, const char *until) {
         g_assert_null(harness_call_error(&h, MEMMGR, k->memory_path, MEMORY1, method, NULL, ""));
         if (until && !harness_wait_property(&h, MEMMGR, k->memory_path, MEMORY1, "SwapState", until, 60000)) {
@@ -194,7 +186,7 @@ static void test_blk_on_swapped_out_memory_loses_nothing(void) {
 
         /* Swapped out: the device's DMA faults through its own uffd. */
         swap_call(&k, "SwapOut", "active");
-        g_assert_cmpuint(get_u64(k.memory_path, "ResidentBytes"), <, RAM_SIZE / 50);
+        g_assert_cmpuint(harness_memory_u64(&h, k.memory_path, "ResidentBytes"), <, RAM_SIZE / 50);
         copy_through_disk(&k, 0, 1);
         device_faults = uffd_faults(&k, 1);
         g_test_message("device faults served while swapped out: %" G_GUINT64_FORMAT, device_faults);
@@ -216,7 +208,7 @@ static void test_blk_on_swapped_out_memory_loses_nothing(void) {
         assert_pattern(image, HALF, 1, HALF, "disk, first half (from buf[1] during SwapIn)");
         assert_pattern(image + HALF, HALF, 1, HALF, "disk, second half");
         assert_pattern(vdrv_ptr(&k.d, k.buf[0]), HALF, 1, HALF, "buf[0] (read during SwapIn)");
-        g_assert_cmpuint(get_u64(k.memory_path, "ResidentBytes"), >=, 2 * HALF);
+        g_assert_cmpuint(harness_memory_u64(&h, k.memory_path, "ResidentBytes"), >=, 2 * HALF);
         disk_stop(&k);
 }
 
