@@ -250,6 +250,28 @@ static void print_counts(const char *label, json_object *counts) {
         printf("\n");
 }
 
+/* A plugin VM's plugin: Plugin is (path, pid), ["", 0] for other VMs. */
+static void print_plugin(json_object *props) {
+        json_object *plugin;
+        const char *path, *exit_reason;
+        uint64_t pid;
+
+        if (!json_object_object_get_ex(props, "Plugin", &plugin) || !json_object_is_type(plugin, json_type_array) ||
+            json_object_array_length(plugin) != 2)
+                return;
+        path = json_object_get_string(json_object_array_get_idx(plugin, 0));
+        pid = (uint64_t) json_object_get_int64(json_object_array_get_idx(plugin, 1));
+        if (!path || !path[0])
+                return;
+        if (pid > 0)
+                printf("     Plugin: %s (pid %" PRIu64 ")\n", path, pid);
+        else
+                printf("     Plugin: %s (not running)\n", path);
+        exit_reason = prop_string(props, "PluginExitReason", "");
+        if (exit_reason[0])
+                printf("Plugin exit: %s\n", exit_reason);
+}
+
 int verb_status(sd_bus *bus, const struct ctl_args *a) {
         _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(json_object_putp) json_object *st = NULL;
@@ -281,6 +303,7 @@ int verb_status(sd_bus *bus, const struct ctl_args *a) {
         printf("      State: %s\n", prop_string(props, "State", "-"));
         if (prop_string(props, "StopReason", "")[0])
                 printf("     Reason: %s\n", prop_string(props, "StopReason", ""));
+        print_plugin(props);
         printf("      vCPUs: %" PRIu64 "\n", prop_uint(props, "Vcpus"));
         printf("     Memory: %s (%" PRIu64 " bytes)\n", mem, prop_uint(props, "MemoryBytes"));
         printf("     Object: %s\n", path);

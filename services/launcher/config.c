@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -16,9 +17,18 @@
 
 const char *const vm_config_default_devices[CONFIG_N_DEFAULT_DEVICES] = { "serial", "rtc" };
 
+static void strv_free(char **l) {
+        for (char **i = l; i && *i; i++)
+                free(*i);
+        free(l);
+}
+
 void vm_config_done(struct vm_config *c) {
         if (!c)
                 return;
+        free(c->plugin.path);
+        strv_free(c->plugin.args);
+        strv_free(c->plugin.extra_syscalls);
         free(c->console);
         free(c->kernel);
         free(c->initrd);
@@ -119,6 +129,112 @@ static int parse_devices(json_object *array, struct vm_config *c, char *err, siz
         return 0;
 }
 
+/* An array of strings (no NULs, each at most max_bytes) as a
+ * NULL-terminated list; where is e.g. "config.plugin.args". */
+static int parse_strv(json_object *array, const char *where, size_t max, size_t max_bytes, char ***ret,
+                      size_t *ret_n, char *err, size_t errlen) {
+        size_t n = array ? json_object_array_length(array) : 0;
+        char **l;
+
+        if (n > max) {
+                snprintf(err, errlen, "%s: %zu entries is more than the limit of %zu", where, n, max);
+                return -EINVAL;
+        }
+        l = calloc(n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(array, i);
+                size_t len;
+
+                if (!json_object_is_type(e, json_type_string)) {
+                        snprintf(err, errlen, "%s[%zu]: must be a string, not %s", where, i,
+                                 json_type_to_name(json_object_get_type(e)));
+                        strv_free(l);
+                        return -EINVAL;
+                }
+                len = (size_t) json_object_get_string_len(e);
+                if (len != strlen(json_object_get_string(e))) {
+                        snprintf(err, errlen, "%s[%zu]: must not contain a NUL character", where, i);
+                        strv_free(l);
+                        return -EINVAL;
+                }
+                if (len > max_bytes) {
+                        snprintf(err, errlen, "%s[%zu]: %zu bytes is longer than the limit of %zu bytes", where, i,
+                                 len, max_bytes);
+                        strv_free(l);
+                        return -EINVAL;
+                }
+                l[i] = strdup(json_object_get_string(e));
+                if (!l[i]) {
+                        strv_free(l);
+                        return -ENOMEM;
+                }
+        }
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+/* "plugin": {"path", "args", "extra_syscalls", "irqchip"}. */
+static int parse_plugin(json_object *obj, struct plugin_config *p, char *err, size_t errlen) {
+        _cleanup_(json_object_putp) json_object *args = NULL, *extra = NULL;
+        json_object *path_obj;
+        bool irqchip = true;
+        int r;
+
+        const struct json_field fields[] = {
+                { "path", JSON_FIELD_STRING, true, &p->path },
+                { "args", JSON_FIELD_ARRAY, false, &args },
+                { "extra_syscalls", JSON_FIELD_ARRAY, false, &extra },
+                { "irqchip", JSON_FIELD_BOOL, false, &irqchip },
+        };
+
+        r = json_parse_fields(obj, "config.plugin", fields, ELEMENTSOF(fields), err, errlen);
+        if (r < 0)
+                return r;
+        if (json_object_object_get_ex(obj, "path", &path_obj) &&
+            (size_t) json_object_get_string_len(path_obj) != strlen(p->path)) {
+                snprintf(err, errlen, "config.plugin.path: must not contain a NUL character");
+                return -EINVAL;
+        }
+        if (p->path[0] != '/') {
+                snprintf(err, errlen, "config.plugin.path: \"%s\" must be an absolute path", p->path);
+                return -EINVAL;
+        }
+        r = parse_strv(args, "config.plugin.args", CONFIG_PLUGIN_MAX_ARGS, CONFIG_PLUGIN_MAX_ARG_BYTES, &p->args,
+                       &p->n_args, err, errlen);
+        if (r < 0)
+                return r;
+        /* Whether libseccomp knows a name, and the deny list, are devmgr's
+         * checks (CreatePlugin): its named error reaches the caller. */
+        r = parse_strv(extra, "config.plugin.extra_syscalls", CONFIG_PLUGIN_MAX_EXTRA_SYSCALLS, 64,
+                       &p->extra_syscalls, &p->n_extra_syscalls, err, errlen);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < p->n_extra_syscalls; i++)
+                if (p->extra_syscalls[i][0] == '\0') {
+                        snprintf(err, errlen, "config.plugin.extra_syscalls[%zu]: must be a system call name, not \"\"", i);
+                        return -EINVAL;
+                }
+        p->irqchip = irqchip;
+        return 0;
+}
+
+/* A plugin VM's devices are the plugin's, and it loads its own guest. */
+static int check_plugin_conflicts(json_object *obj, char *err, size_t errlen) {
+        static const char *const conflicting[] = { "kernel", "initrd", "cmdline", "devices", "console" };
+
+        for (size_t i = 0; i < ELEMENTSOF(conflicting); i++)
+                if (json_object_object_get_ex(obj, conflicting[i], NULL)) {
+                        snprintf(err, errlen,
+                                 "config.plugin: conflicts with config.%s: a plugin VM has no kernel, devices or console of polyvm's (the plugin provides them)",
+                                 conflicting[i]);
+                        return -EINVAL;
+                }
+        return 0;
+}
+
 /* "console" names the kind of a device the VM has: one of devices, or of
  * the default set when there is no "devices". Whether that kind takes a
  * console only devmgr's model knows; the launcher checks that at CreateVm. */
@@ -147,7 +263,7 @@ static int check_console(const struct vm_config *c, bool has_devices, char *err,
 
 int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_config *ret, char *err,
                     size_t errlen) {
-        _cleanup_(json_object_putp) json_object *obj = NULL, *devices = NULL;
+        _cleanup_(json_object_putp) json_object *obj = NULL, *devices = NULL, *plugin = NULL;
         _cleanup_(vm_config_done) struct vm_config c = {};
         _cleanup_free_ char *on_reboot = NULL, *on_device_failure = NULL;
         uint64_t cid = 0;
@@ -161,7 +277,7 @@ int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_conf
                 { "vcpus", JSON_FIELD_UINT64, false, &vcpus, 1, CONFIG_MAX_VCPUS },
                 { "memory_mib", JSON_FIELD_UINT64, false, &memory_mib, CONFIG_MIN_MEMORY_MIB,
                   LAYOUT_MAX_MEMORY >> 20 },
-                { "kernel", JSON_FIELD_STRING, true, &c.kernel },
+                { "kernel", JSON_FIELD_STRING, false, &c.kernel },
                 { "initrd", JSON_FIELD_STRING, false, &c.initrd },
                 { "cmdline", JSON_FIELD_STRING, false, &c.cmdline },
                 { "devices", JSON_FIELD_ARRAY, false, &devices },
@@ -171,6 +287,7 @@ int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_conf
                   CONFIG_MAX_DEVICE_TIMEOUT_MS },
                 { "cid", JSON_FIELD_UINT64, false, &cid, CONFIG_MIN_CID, CONFIG_MAX_CID },
                 { "console", JSON_FIELD_STRING, false, &c.console },
+                { "plugin", JSON_FIELD_OBJECT, false, &plugin },
         };
 
         r = json_parse_object(text, &obj, err, errlen);
@@ -179,6 +296,21 @@ int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_conf
         r = json_parse_fields(obj, "config", fields, ELEMENTSOF(fields), err, errlen);
         if (r < 0)
                 return r;
+
+        if (plugin) {
+                r = check_plugin_conflicts(obj, err, errlen);
+                if (r < 0)
+                        return r;
+                r = parse_plugin(plugin, &c.plugin, err, errlen);
+                if (r < 0)
+                        return r;
+                /* Without memory_mib the plugin brings all guest memory. */
+                if (!json_object_object_get_ex(obj, "memory_mib", NULL))
+                        memory_mib = 0;
+        } else if (!c.kernel) {
+                snprintf(err, errlen, "config.kernel: missing required field (or \"plugin\" for a plugin VM)");
+                return -EINVAL;
+        }
 
         if (host_memory_bytes > 0 && memory_mib > (host_memory_bytes >> 20)) {
                 snprintf(err, errlen, "config.memory_mib: %" PRIu64 " is more than the host's RAM (%" PRIu64 " MiB)",

@@ -36,6 +36,23 @@ enum on_device_failure {
 #define CONFIG_N_DEFAULT_DEVICES 2
 extern const char *const vm_config_default_devices[CONFIG_N_DEFAULT_DEVICES];
 
+/* A plugin VM (docs/plugins.md): an external process emulates its devices. */
+#define CONFIG_PLUGIN_MAX_ARGS 64
+#define CONFIG_PLUGIN_MAX_ARG_BYTES 4096
+#define CONFIG_PLUGIN_MAX_EXTRA_SYSCALLS 64
+
+struct plugin_config {
+        char *path;            /* absolute; NULL: not a plugin VM */
+        char **args;           /* n_args strings and a NULL */
+        size_t n_args;
+        char **extra_syscalls; /* n_extra_syscalls names and a NULL, for devmgr's CreatePlugin */
+        size_t n_extra_syscalls;
+        /* KVM's in-kernel irqchip (LAPIC, IOAPIC, PIC, PIT), default true:
+         * needed for irq events. Without it a guest hlt reaches the plugin
+         * as a HLT event (with it, hlt waits in KVM for an interrupt). */
+        bool irqchip;
+};
+
 struct device_config {
         char *kind;
         char *config_json; /* the device object without "kind", as JSON, passed to devmgr */
@@ -43,8 +60,8 @@ struct device_config {
 
 struct vm_config {
         unsigned vcpus;            /* 1..CONFIG_MAX_VCPUS, default 1 */
-        uint64_t memory_bytes;     /* from memory_mib, default 256 MiB */
-        char *kernel;              /* required: absolute path */
+        uint64_t memory_bytes;     /* from memory_mib, default 256 MiB; plugin VMs: 0 (no launcher RAM) unless given */
+        char *kernel;              /* required but for plugin VMs: absolute path */
         char *initrd;              /* optional */
         char *cmdline;             /* optional, < LAYOUT_CMDLINE_MAX */
         struct device_config devices[CONFIG_MAX_DEVICES];
@@ -57,6 +74,7 @@ struct vm_config {
          * device of that kind in devices, or in the default set); NULL: the
          * first device that takes one. */
         char *console;
+        struct plugin_config plugin; /* plugin.path set: a plugin VM, with no kernel, devices or console */
 };
 
 /* Parses and validates text. On error returns -EINVAL (or -ENOMEM) and
@@ -66,6 +84,10 @@ struct vm_config {
  * loader's: see loader_check(). */
 int vm_config_parse(const char *text, uint64_t host_memory_bytes, struct vm_config *ret, char *err, size_t errlen);
 void vm_config_done(struct vm_config *c);
+
+static inline bool vm_config_is_plugin(const struct vm_config *c) {
+        return c->plugin.path != NULL;
+}
 
 /* A VM name is 1..CONFIG_NAME_MAX characters of [A-Za-z0-9_.-], not starting with '.'. */
 bool vm_name_is_valid(const char *name);

@@ -15,9 +15,10 @@
 #define KVM_TSS_ADDR 0xfffbd000ULL
 #define KVM_IDENTITY_MAP_ADDR 0xfffbc000ULL
 
-static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *host) {
+static int set_slot_flags(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *host, uint32_t flags) {
         struct kvm_userspace_memory_region region = {
                 .slot = slot,
+                .flags = flags,
                 .guest_phys_addr = gpa,
                 .memory_size = size,
                 .userspace_addr = (uint64_t) (uintptr_t) host,
@@ -25,7 +26,16 @@ static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void 
         return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0 ? -errno : 0;
 }
 
+static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *host) {
+        return set_slot_flags(vm_fd, slot, gpa, size, host, 0);
+}
+
 int kvm_vm_create(void *mem, uint64_t memory_bytes, struct kvm_vm *ret, char *err, size_t errlen) {
+        return kvm_vm_create_with(mem, memory_bytes, true, ret, err, errlen);
+}
+
+int kvm_vm_create_with(void *mem, uint64_t memory_bytes, bool irqchip, struct kvm_vm *ret, char *err,
+                       size_t errlen) {
         _cleanup_close_ int kvm_fd = -1, vm_fd = -1;
         struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
         uint64_t low = MIN(memory_bytes, LAYOUT_MMIO_HOLE_START);
@@ -69,18 +79,18 @@ int kvm_vm_create(void *mem, uint64_t memory_bytes, struct kvm_vm *ret, char *er
                 snprintf(err, errlen, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
                 return r;
         }
-        if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+        if (irqchip && ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
                 r = -errno;
                 snprintf(err, errlen, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
                 return r;
         }
-        if (ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+        if (irqchip && ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
                 r = -errno;
                 snprintf(err, errlen, "KVM_CREATE_PIT2: %s", strerror(errno));
                 return r;
         }
 
-        r = set_slot(vm_fd, 0, 0, low, mem);
+        r = memory_bytes > 0 ? set_slot(vm_fd, 0, 0, low, mem) : 0;
         if (r == 0 && memory_bytes > low)
                 r = set_slot(vm_fd, 1, LAYOUT_MMIO_HOLE_END, memory_bytes - low, (uint8_t *) mem + low);
         if (r < 0) {
@@ -90,6 +100,7 @@ int kvm_vm_create(void *mem, uint64_t memory_bytes, struct kvm_vm *ret, char *er
 
         ret->kvm_fd = TAKE_FD(kvm_fd);
         ret->vm_fd = TAKE_FD(vm_fd);
+        ret->irqchip = irqchip;
         return 0;
 }
 
@@ -154,4 +165,64 @@ int kvm_vm_set_msi_routes(struct kvm_vm *vm, const struct irq_route_msi *msi, si
                 };
         table->nr = (uint32_t) count;
         return ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, table) < 0 ? -errno : 0;
+}
+
+int kvm_vm_check_extension(struct kvm_vm *vm, long cap) {
+        int r = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, cap);
+        return r < 0 ? -errno : r;
+}
+
+int kvm_vm_set_memory(struct kvm_vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *host, bool read_only,
+                      bool dirty_log) {
+        uint32_t flags = (read_only ? KVM_MEM_READONLY : 0) | (dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+
+        return set_slot_flags(vm->vm_fd, slot, gpa, size, host, flags);
+}
+
+int kvm_vm_get_dirty_log(struct kvm_vm *vm, uint32_t slot, void *bitmap) {
+        struct kvm_dirty_log log = { .slot = slot, .dirty_bitmap = bitmap };
+
+        return ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0 ? -errno : 0;
+}
+
+int kvm_vm_irqfd_resample(struct kvm_vm *vm, int fd, uint32_t gsi, int resample_fd, bool assign) {
+        struct kvm_irqfd irqfd = {
+                .fd = (uint32_t) fd,
+                .gsi = gsi,
+                .flags = !assign ? KVM_IRQFD_FLAG_DEASSIGN : resample_fd >= 0 ? KVM_IRQFD_FLAG_RESAMPLE : 0,
+                .resamplefd = assign && resample_fd >= 0 ? (uint32_t) resample_fd : 0,
+        };
+
+        return ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
+}
+
+int kvm_vm_ioeventfd_match(struct kvm_vm *vm, int fd, enum proto_bus bus, uint64_t address, uint32_t len,
+                           bool datamatch, uint64_t value, bool assign) {
+        struct kvm_ioeventfd io = {
+                .datamatch = datamatch ? value : 0,
+                .addr = address,
+                .len = len,
+                .fd = fd,
+                .flags = (bus == PROTO_BUS_PIO ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+                         (datamatch ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0) |
+                         (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+        };
+
+        return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+int kvm_vm_get_clock(struct kvm_vm *vm, uint64_t *ret_clock, bool *ret_stable) {
+        struct kvm_clock_data data = {};
+
+        if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &data) < 0)
+                return -errno;
+        *ret_clock = data.clock;
+        *ret_stable = data.flags & KVM_CLOCK_TSC_STABLE;
+        return 0;
+}
+
+int kvm_vm_set_clock(struct kvm_vm *vm, uint64_t clock) {
+        struct kvm_clock_data data = { .clock = clock };
+
+        return ioctl(vm->vm_fd, KVM_SET_CLOCK, &data) < 0 ? -errno : 0;
 }

@@ -174,6 +174,14 @@ static int property_get_memory(sd_bus *bus, const char *path, const char *interf
         return sd_bus_message_append(reply, "t", vm->config.memory_bytes);
 }
 
+/* (path, pid) of a plugin VM's plugin: the path from the config, the pid
+ * while it runs; ("", 0) for other VMs. */
+static int property_get_plugin(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct vm *vm = userdata;
+        return sd_bus_message_append(reply, "(su)", vm->config.plugin.path ?: "", vm->plugin_pid);
+}
+
 static const sd_bus_vtable vm_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD("Start", NULL, NULL, method_start, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -198,6 +206,9 @@ static const sd_bus_vtable vm_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Cid", "u", NULL, offsetof(struct vm, cid), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("SwapState", "s", property_get_swap_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Plugin", "(su)", property_get_plugin, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PluginExitReason", "s", NULL, offsetof(struct vm, plugin_exit_reason),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_SIGNAL_WITH_ARGS("DeviceFailed", SD_BUS_ARGS("o", device, "s", reason), 0),
         SD_BUS_VTABLE_END,
 };

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bus-util.h"
@@ -98,4 +99,52 @@ int devmgr_destroy_device(sd_bus *bus, const char *object) {
         if (r < 0)
                 log_warning_errno(r, "Failed to destroy device %s: %s", object, error.message ?: strerror(-r));
         return r;
+}
+
+int devmgr_create_plugin(sd_bus *bus, const char *vm, const char *path, char **args, int socket,
+                         char **extra_syscalls, char **ret_object, pid_t *ret_pid, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const char *object;
+        uint32_t pid;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, DEVMGR_NAME, DEVMGR_PATH, DEVMGR_NAME, "CreatePlugin");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ss", vm, path);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(m, args);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "h", socket);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(m, extra_syscalls);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Failed to build CreatePlugin: %s", strerror(-r));
+        r = sd_bus_call(bus, m, 0, error, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "ou", &object, &pid);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Bad reply from devmgr: %s", strerror(-r));
+        *ret_object = strdup(object);
+        if (!*ret_object)
+                return sd_bus_error_set_errno(error, -ENOMEM);
+        *ret_pid = (pid_t) pid;
+        return 0;
+}
+
+int devmgr_stop_plugin(sd_bus *bus, const char *object, uint64_t grace_usec, char **ret_exit_reason) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *reason;
+        int r;
+
+        r = sd_bus_call_method(bus, DEVMGR_NAME, DEVMGR_PATH, DEVMGR_NAME, "StopPlugin", &error, &reply, "ot", object,
+                               grace_usec);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to stop plugin %s: %s", object, error.message ?: strerror(-r));
+        r = sd_bus_message_read(reply, "s", &reason);
+        if (r < 0)
+                return r;
+        *ret_exit_reason = strdup(reason);
+        return *ret_exit_reason ? 0 : -ENOMEM;
 }

@@ -18,3 +18,11 @@ int memmgr_set_static_devices(sd_bus *bus, const char *vm, uint32_t n);
 int devmgr_create_device(sd_bus *bus, const char *vm, const char *kind, const char *config_json, char **ret_object,
                          int *ret_fd, pid_t *ret_pid, sd_bus_error *error);
 int devmgr_destroy_device(sd_bus *bus, const char *object);
+
+/* CreatePlugin (docs/devmgr.md): the plugin runs jailed with socket as its
+ * POLYVM_PLUGIN_FD. args and extra_syscalls are NULL-terminated (NULL: none). */
+int devmgr_create_plugin(sd_bus *bus, const char *vm, const char *path, char **args, int socket,
+                         char **extra_syscalls, char **ret_object, pid_t *ret_pid, sd_bus_error *error);
+/* StopPlugin: SIGTERM, grace_usec, SIGKILL; answers once it is gone with
+ * its ExitReason (*ret_exit_reason, malloc'd). */
+int devmgr_stop_plugin(sd_bus *bus, const char *object, uint64_t grace_usec, char **ret_exit_reason);

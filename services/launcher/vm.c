@@ -130,6 +130,10 @@ static int vm_mmio(void *userdata, unsigned vcpu, uint64_t addr, uint8_t *data, 
 static void vm_vcpu_stop(void *userdata, unsigned vcpu, enum vcpu_exit_kind kind, const char *detail) {
         struct vm *vm = userdata;
 
+        /* One plugin vCPU's run ended: the plugin's exit ends the VM. */
+        if (kind == VCPU_EXIT_HALTED)
+                return;
+
         pthread_mutex_lock(&vm->stop_lock);
         if (!vm->stop_pending) {
                 vm->stop_pending = true;
@@ -144,6 +148,38 @@ static const struct vcpu_ops vm_vcpu_ops = {
         .pio = vm_pio,
         .mmio = vm_mmio,
         .stop = vm_vcpu_stop,
+};
+
+/* A plugin VM: the plugin's reserved ranges, nothing else (reads of
+ * anything else float high, as the engine preset them; writes vanish). */
+static int vm_plugin_pio(void *userdata, unsigned vcpu, uint16_t port, uint8_t *data, uint32_t size, bool is_write) {
+        struct vm *vm = userdata;
+        int r = plugin_vm_io(vm->plugin_vm, vcpu, PLUGIN_SPACE_PIO, port, data, size, is_write);
+        return r == -2 ? -1 : r;
+}
+
+static int vm_plugin_mmio(void *userdata, unsigned vcpu, uint64_t addr, uint8_t *data, uint32_t len, bool is_write) {
+        struct vm *vm = userdata;
+        int r = plugin_vm_io(vm->plugin_vm, vcpu, PLUGIN_SPACE_MMIO, addr, data, len, is_write);
+        return r == -2 ? -1 : r;
+}
+
+static int vm_plugin_user_stop(void *userdata, unsigned vcpu, bool first) {
+        struct vm *vm = userdata;
+        return plugin_vm_user_stop(vm->plugin_vm, vcpu, first);
+}
+
+static int vm_plugin_halt(void *userdata, unsigned vcpu, bool shutdown) {
+        struct vm *vm = userdata;
+        return plugin_vm_halt(vm->plugin_vm, vcpu, shutdown);
+}
+
+static const struct vcpu_ops vm_plugin_vcpu_ops = {
+        .pio = vm_plugin_pio,
+        .mmio = vm_plugin_mmio,
+        .stop = vm_vcpu_stop,
+        .user_stop = vm_plugin_user_stop,
+        .halt = vm_plugin_halt,
 };
 
 static int vm_kvm_ioeventfd(void *kvm, int fd, enum proto_bus bus, uint64_t address, uint32_t len, bool assign) {
@@ -169,7 +205,45 @@ static void vcpu_path(struct vm *vm, unsigned index, char *buf, size_t len) {
         snprintf(buf, len, "%s/vcpu/%u", vm->path, index);
 }
 
+static void vm_emit_plugin_changed(struct vm *vm) {
+        if (vm->announced)
+                (void) sd_bus_emit_properties_changed(vm->launcher->bus, vm->path, "org.polyvm.Vm1", "Plugin",
+                                                      "PluginExitReason", NULL);
+}
+
+/* Ends the plugin process if it still runs (StopPlugin: SIGTERM, the
+ * grace period, SIGKILL; answered once devmgr reaped it), keeps its
+ * ExitReason and removes its Device1. Nothing of it runs afterwards. */
+static void vm_plugin_reap(struct vm *vm) {
+        _cleanup_free_ char *reason = NULL;
+
+        if (!vm->plugin_object)
+                return;
+        vm->plugin_match = sd_bus_slot_unref(vm->plugin_match);
+        vm->plugin_gone = sd_event_source_disable_unref(vm->plugin_gone);
+        if (devmgr_stop_plugin(vm->launcher->bus, vm->plugin_object, VM_PLUGIN_GRACE_USEC, &reason) >= 0) {
+                free(vm->plugin_exit_reason);
+                vm->plugin_exit_reason = TAKE_PTR(reason);
+                log_info("VM %s: plugin %s (pid %" PRIu32 ") ended: %s.", vm->name, vm->plugin_object, vm->plugin_pid,
+                         vm->plugin_exit_reason);
+        }
+        (void) devmgr_destroy_device(vm->launcher->bus, vm->plugin_object);
+        free(vm->plugin_object);
+        vm->plugin_object = NULL;
+        vm->plugin_pid = 0;
+        vm_emit_plugin_changed(vm);
+}
+
+/* vCPU threads waiting for the plugin wake and end their run first (they
+ * never enter the guest again); the server removes what the plugin
+ * created while KVM is still there. */
+static void vm_release_plugin(struct vm *vm) {
+        plugin_vm_stop(vm->plugin_vm);
+        vm_plugin_reap(vm);
+}
+
 static void vm_release_kvm(struct vm *vm) {
+        vm_release_plugin(vm);
         for (unsigned i = 0; i < CONFIG_MAX_VCPUS; i++)
                 if (vm->vcpus[i]) {
                         char path[512];
@@ -183,6 +257,9 @@ static void vm_release_kvm(struct vm *vm) {
                 if (vm->datapaths[i])
                         device_datapath_unbind(vm->datapaths[i]);
         irq_routes_unbind(&vm->irq_routes);
+        vm->plugin_source = sd_event_source_disable_unref(vm->plugin_source);
+        vm->plugin_server = plugin_server_free(vm->plugin_server);
+        vm->plugin_vm = plugin_vm_free(vm->plugin_vm);
         kvm_vm_destroy(&vm->kvm);
         vm->stop_timer = sd_event_source_disable_unref(vm->stop_timer);
         pthread_mutex_lock(&vm->stop_lock);
@@ -255,6 +332,8 @@ static int on_stop_event(sd_event_source *s, int fd, uint32_t revents, void *use
         case VCPU_EXIT_FAILED:
                 vm_finish(vm, VM_FAILED, detail[0] ? detail : "vcpu-failed");
                 break;
+        case VCPU_EXIT_HALTED:
+                break; /* never posted: vm_vcpu_stop() drops it */
         }
         return 0;
 }
@@ -534,9 +613,10 @@ int vm_create(struct launcher *l, const char *name, const char *config_text, uin
         pci_host_init(&vm->pci, &vm->map);
         irq_routes_init(&vm->irq_routes);
         vm->stop_reason = strdup("");
+        vm->plugin_exit_reason = strdup("");
         vm->name = strdup(name);
         vm->config_text = strdup(config_text);
-        if (!vm->stop_reason || !vm->name || !vm->config_text ||
+        if (!vm->stop_reason || !vm->plugin_exit_reason || !vm->name || !vm->config_text ||
             sd_bus_path_encode(VM_PATH_PREFIX, name, &vm->path) < 0) {
                 r = sd_bus_error_set_errno(error, -ENOMEM);
                 goto fail;
@@ -547,7 +627,7 @@ int vm_create(struct launcher *l, const char *name, const char *config_text, uin
                 r = sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err);
                 goto fail;
         }
-        r = loader_check(&vm->config, &format, err, sizeof(err));
+        r = vm_config_is_plugin(&vm->config) ? 0 : loader_check(&vm->config, &format, err, sizeof(err));
         if (r < 0) {
                 r = sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err);
                 goto fail;
@@ -567,26 +647,199 @@ int vm_create(struct launcher *l, const char *name, const char *config_text, uin
                 goto fail;
         }
 
-        r = vm_allocate_memory(vm, error);
-        if (r < 0)
-                goto fail;
-        r = vm_create_devices(vm, error);
-        if (r < 0)
-                goto fail;
-        (void) memmgr_set_static_devices(l->bus, vm->name, (uint32_t) vm->n_devices);
+        /* A plugin VM without memory_mib has no RAM of ours, and never devices. */
+        if (vm->config.memory_bytes > 0) {
+                r = vm_allocate_memory(vm, error);
+                if (r < 0)
+                        goto fail;
+        }
+        if (!vm_config_is_plugin(&vm->config)) {
+                r = vm_create_devices(vm, error);
+                if (r < 0)
+                        goto fail;
+                (void) memmgr_set_static_devices(l->bus, vm->name, (uint32_t) vm->n_devices);
+        }
 
         vm->next = l->vms;
         l->vms = vm;
         vm->announced = true;
         (void) sd_bus_emit_object_added(l->bus, vm->path);
-        log_info("Created VM %s (CID %" PRIu32 ", %u vCPUs, %" PRIu64 " MiB, %s kernel %s, %zu devices).", name, vm->cid,
-                 vm->config.vcpus, vm->config.memory_bytes >> 20, format == KERNEL_BZIMAGE ? "bzImage" : "PVH ELF", vm->config.kernel,
-                 vm->n_devices);
+        if (vm_config_is_plugin(&vm->config))
+                log_info("Created plugin VM %s (CID %" PRIu32 ", %u vCPUs, %" PRIu64 " MiB of ours, plugin %s).", name,
+                         vm->cid, vm->config.vcpus, vm->config.memory_bytes >> 20, vm->config.plugin.path);
+        else
+                log_info("Created VM %s (CID %" PRIu32 ", %u vCPUs, %" PRIu64 " MiB, %s kernel %s, %zu devices).", name,
+                         vm->cid, vm->config.vcpus, vm->config.memory_bytes >> 20,
+                         format == KERNEL_BZIMAGE ? "bzImage" : "PVH ELF", vm->config.kernel, vm->n_devices);
         *ret = vm;
         return 0;
 
 fail:
         vm_destroy(vm);
+        return r;
+}
+
+/* How the VM ends when its plugin did (exit_reason from devmgr, or NULL:
+ * ask devmgr, after its main socket hung up). */
+static void vm_plugin_ended(struct vm *vm, const char *exit_reason) {
+        char reason[512];
+        enum plugin_end end;
+
+        if (vm->state != VM_RUNNING && vm->state != VM_PAUSED)
+                return;
+        if (exit_reason) {
+                char *copy = strdup(exit_reason);
+                if (copy) {
+                        free(vm->plugin_exit_reason);
+                        vm->plugin_exit_reason = copy;
+                }
+        }
+        vm_plugin_reap(vm);
+        end = plugin_end_from_exit_reason(vm->plugin_exit_reason, NULL, reason, sizeof(reason));
+        vm_finish(vm, end == PLUGIN_END_STOPPED ? VM_STOPPED : VM_FAILED, reason);
+}
+
+static int on_plugin_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct vm *vm = userdata;
+        int r;
+
+        r = plugin_server_process(vm->plugin_server, 0);
+        if (r == -ECONNRESET) {
+                log_info("VM %s: the plugin's main socket hung up.", vm->name);
+                vm_plugin_ended(vm, NULL);
+        } else if (r < 0)
+                log_warning_errno(r, "VM %s: serving the plugin failed: %m", vm->name);
+        return 0;
+}
+
+static int on_plugin_gone(sd_event_source *s, void *userdata) {
+        struct vm *vm = userdata;
+
+        vm->plugin_gone = sd_event_source_disable_unref(vm->plugin_gone);
+        vm_plugin_ended(vm, vm->plugin_exit_reason);
+        return 0;
+}
+
+/* devmgr's PropertiesChanged of the plugin's Device1: a non-empty
+ * ExitReason means it is gone. The VM ends from a deferred event, not
+ * inside this match callback (which removes this very match). */
+static int on_plugin_properties(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct vm *vm = userdata;
+        const char *iface, *key, *reason = NULL;
+        char *copy;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &iface);
+        if (r < 0 || strcmp(iface, "org.polyvm.Device1") != 0)
+                return 0;
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return 0;
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+                if (sd_bus_message_read(m, "s", &key) < 0)
+                        return 0;
+                if (strcmp(key, "ExitReason") == 0)
+                        r = sd_bus_message_read(m, "v", "s", &reason);
+                else
+                        r = sd_bus_message_skip(m, "v");
+                if (r < 0 || sd_bus_message_exit_container(m) < 0)
+                        return 0;
+        }
+        if (!reason || !reason[0] || vm->plugin_gone)
+                return 0;
+        copy = strdup(reason);
+        if (!copy)
+                return 0;
+        free(vm->plugin_exit_reason);
+        vm->plugin_exit_reason = copy;
+        (void) sd_event_add_defer(vm->launcher->event, &vm->plugin_gone, on_plugin_gone, vm);
+        return 0;
+}
+
+/* Start of a plugin VM: KVM (with or without irqchip, our RAM if any),
+ * the server, the vCPUs (reset state; each reports INIT before it runs),
+ * then the plugin through devmgr on the other end of the main socket. */
+static int vm_start_plugin(struct vm *vm, sd_bus_error *error) {
+        const struct plugin_config *pc = &vm->config.plugin;
+        _cleanup_close_ int plugin_fd = -1;
+        char err[512];
+        pid_t pid = 0;
+        int r;
+
+        r = kvm_vm_create_with(vm->mem, vm->config.memory_bytes, pc->irqchip, &vm->kvm, err, sizeof(err));
+        if (r < 0)
+                return sd_bus_error_setf(error,
+                                         r == -ENOENT || r == -EACCES || r == -ENOTSUP ? POLYVM_ERROR_KVM_UNAVAILABLE
+                                                                                       : POLYVM_ERROR_FAILED,
+                                         "%s", err);
+        r = plugin_vm_new(&vm->kvm, vm->config.vcpus, &vm->plugin_vm);
+        if (r >= 0)
+                r = plugin_server_new(&plugin_vm_kvm_ops, vm->plugin_vm, vm->config.vcpus, &vm->plugin_server,
+                                      &plugin_fd);
+        if (r < 0) {
+                r = sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "Failed to set up the plugin server: %s", strerror(-r));
+                goto fail;
+        }
+        plugin_vm_set_server(vm->plugin_vm, vm->plugin_server);
+
+        for (unsigned i = 0; i < vm->config.vcpus; i++) {
+                char path[512];
+
+                r = vcpu_new(vm->kvm.kvm_fd, vm->kvm.vm_fd, i, vm->config.vcpus, NULL, vm->mem,
+                             vm->config.memory_bytes, &vm_plugin_vcpu_ops, vm, &vm->vcpus[i]);
+                if (r < 0) {
+                        r = sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "Failed to create vCPU %u: %s", i,
+                                              strerror(-r));
+                        goto fail;
+                }
+                plugin_vm_set_vcpu(vm->plugin_vm, i, vm->vcpus[i]);
+                vcpu_path(vm, i, path, sizeof(path));
+                r = vcpu_bus_add(vm->vcpus[i], vm->launcher->bus, path);
+                if (r < 0) {
+                        r = sd_bus_error_set_errno(error, r);
+                        goto fail;
+                }
+                (void) sd_bus_emit_object_added(vm->launcher->bus, path);
+        }
+
+        r = sd_event_add_io(vm->launcher->event, &vm->plugin_source, plugin_server_fd(vm->plugin_server), EPOLLIN,
+                            on_plugin_io, vm);
+        if (r < 0) {
+                r = sd_bus_error_set_errno(error, r);
+                goto fail;
+        }
+        r = devmgr_create_plugin(vm->launcher->bus, vm->name, pc->path, pc->args, plugin_fd, pc->extra_syscalls,
+                                 &vm->plugin_object, &pid, error);
+        if (r < 0)
+                goto fail;
+        plugin_fd = safe_close(plugin_fd); /* the plugin's now */
+        r = sd_bus_match_signal(vm->launcher->bus, &vm->plugin_match, "org.polyvm.DeviceManager1", vm->plugin_object,
+                                "org.freedesktop.DBus.Properties", "PropertiesChanged", on_plugin_properties, vm);
+        if (r < 0) {
+                r = sd_bus_error_set_errnof(error, r, "Failed to watch the plugin: %s", strerror(-r));
+                goto fail;
+        }
+        vm->plugin_pid = (uint32_t) pid;
+        free(vm->plugin_exit_reason);
+        vm->plugin_exit_reason = strdup("");
+        vm_emit_plugin_changed(vm);
+        log_info("VM %s: plugin %s runs as %s (pid %" PRIu32 ").", vm->name, pc->path, vm->plugin_object,
+                 vm->plugin_pid);
+
+        vm->starts++;
+        vm_set_state(vm, VM_RUNNING, "");
+        for (unsigned i = 0; i < vm->config.vcpus; i++) {
+                r = vcpu_start(vm->vcpus[i]);
+                if (r < 0) {
+                        vm_finish(vm, VM_FAILED, "failed to start a vCPU thread");
+                        return sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "Failed to start vCPU %u: %s", i,
+                                                 strerror(-r));
+                }
+        }
+        return 0;
+
+fail:
+        vm_release_kvm(vm);
         return r;
 }
 
@@ -601,9 +854,12 @@ int vm_start(struct vm *vm, sd_bus_error *error) {
                                          vm_state_to_string(vm->state));
 
         /* A restart boots from clean memory, like a real machine's reset. */
-        if (vm->starts > 0 &&
+        if (vm->starts > 0 && vm->memfd >= 0 &&
             fallocate(vm->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t) vm->config.memory_bytes) < 0)
                 return sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "Failed to clear guest memory: %s", strerror(errno));
+
+        if (vm_config_is_plugin(&vm->config))
+                return vm_start_plugin(vm, error);
 
         pm_reset(&vm->pm);
         r = kvm_vm_create(vm->mem, vm->config.memory_bytes, &vm->kvm, err, sizeof(err));
@@ -708,12 +964,27 @@ static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* Stop/Kill of a plugin VM: the plugin gets SIGTERM and the grace period;
+ * the stop reason says if it had to be killed. */
+static void vm_plugin_stop_asked(struct vm *vm, const char *verb) {
+        char reason[512];
+
+        plugin_vm_stop(vm->plugin_vm);
+        vm_plugin_reap(vm);
+        (void) plugin_end_from_exit_reason(vm->plugin_exit_reason, verb, reason, sizeof(reason));
+        vm_finish(vm, VM_STOPPED, reason);
+}
+
 int vm_stop(struct vm *vm, sd_bus_error *error) {
         int r;
 
         r = vm_require_active(vm, error);
         if (r < 0)
                 return r;
+        if (vm_config_is_plugin(&vm->config)) {
+                vm_plugin_stop_asked(vm, "stopped");
+                return 0;
+        }
         if (vm->state == VM_PAUSED) {
                 vm_finish(vm, VM_STOPPED, "stopped-while-paused");
                 return 0;
@@ -741,6 +1012,10 @@ int vm_kill(struct vm *vm, sd_bus_error *error) {
         r = vm_require_active(vm, error);
         if (r < 0)
                 return r;
+        if (vm_config_is_plugin(&vm->config)) {
+                vm_plugin_stop_asked(vm, "killed");
+                return 0;
+        }
         vm_finish(vm, VM_STOPPED, "killed");
         return 0;
 }
@@ -749,8 +1024,16 @@ int vm_pause(struct vm *vm, sd_bus_error *error) {
         if (vm->state != VM_RUNNING)
                 return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE, "VM %s is %s; only a running VM can be paused",
                                          vm->name, vm_state_to_string(vm->state));
-        for (unsigned i = 0; i < vm->config.vcpus; i++)
-                vcpu_pause(vm->vcpus[i]);
+        /* A plugin VM's vCPU may wait for the plugin, which this thread serves. */
+        if (vm->plugin_vm) {
+                int r = plugin_vm_pause(vm->plugin_vm, vm->config.vcpus >= 64 ? UINT64_MAX : (1ULL << vm->config.vcpus) - 1,
+                                        1000);
+                if (r < 0)
+                        return sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "VM %s: vCPUs did not pause: %s", vm->name,
+                                                 strerror(-r));
+        } else
+                for (unsigned i = 0; i < vm->config.vcpus; i++)
+                        vcpu_pause(vm->vcpus[i]);
         vm_set_state(vm, VM_PAUSED, NULL);
         return 0;
 }
@@ -768,6 +1051,10 @@ int vm_resume(struct vm *vm, sd_bus_error *error) {
 int vm_open_console(struct vm *vm, int *ret_fd, sd_bus_error *error) {
         int r;
 
+        if (!vm->console)
+                return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE,
+                                         "VM %s is a plugin VM: it has no console of polyvm's (the plugin's output is in devmgr's log)",
+                                         vm->name);
         r = console_open_client(vm->console, ret_fd);
         if (r < 0)
                 return sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "Failed to open the console of %s: %s", vm->name,
@@ -820,5 +1107,6 @@ void vm_destroy(struct vm *vm) {
         free(vm->name);
         free(vm->config_text);
         free(vm->stop_reason);
+        free(vm->plugin_exit_reason);
         free(vm);
 }

@@ -19,6 +19,8 @@
 #include "irq-routes.h"
 #include "kvm-vm.h"
 #include "pci-host.h"
+#include "plugin-server.h"
+#include "plugin-vm.h"
 #include "pm.h"
 #include "vm-swap.h"
 #include "vcpu.h"
@@ -32,6 +34,8 @@ enum vm_state {
 };
 
 #define VM_STOP_TIMEOUT_USEC (10ULL * 1000 * 1000)
+/* Stop/Kill of a plugin VM: SIGTERM, this long, then SIGKILL (devmgr). */
+#define VM_PLUGIN_GRACE_USEC (1000ULL * 1000)
 
 struct launcher {
         sd_bus *bus;
@@ -83,6 +87,16 @@ struct vm {
         int stop_efd;
         sd_event_source *stop_source;
         sd_event_source *stop_timer;
+
+        /* A plugin VM's plugin (docs/plugins.md), while it runs. */
+        struct plugin_vm *plugin_vm;
+        struct plugin_server *plugin_server;
+        sd_event_source *plugin_source;   /* the server's fd */
+        sd_event_source *plugin_gone;     /* deferred: devmgr said it ended */
+        sd_bus_slot *plugin_match;        /* PropertiesChanged of its Device1 */
+        char *plugin_object;              /* its Device1; NULL: none runs */
+        uint32_t plugin_pid;              /* Vm1.Plugin; 0: none runs */
+        char *plugin_exit_reason;         /* Vm1.PluginExitReason: devmgr's ExitReason of the last one */
 };
 
 const char *vm_state_to_string(enum vm_state s);

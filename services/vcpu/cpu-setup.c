@@ -132,15 +132,28 @@ static int vcpu_setup_wait_for_sipi(struct vcpu *v) {
         return 0;
 }
 
+/* A plugin VM's vCPUs: each runs what its plugin sets, APs included. */
+static int vcpu_setup_runnable(struct vcpu *v) {
+        struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
+
+        if (ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0)
+                return log_error_errno(errno, "Failed to make vCPU %u runnable: %m", v->index);
+        return 0;
+}
+
 int vcpu_setup(struct vcpu *v, int kvm_fd, const struct boot_entry *entry) {
+        struct kvm_lapic_state probe;
         int r;
 
         r = vcpu_setup_cpuid(v, kvm_fd);
         if (r < 0)
                 return r;
-        r = vcpu_setup_lapic(v);
-        if (r < 0)
-                return r;
+        /* Without an entry the VM may lack the in-kernel irqchip (ENXIO). */
+        if (entry || ioctl(v->fd, KVM_GET_LAPIC, &probe) >= 0) {
+                r = vcpu_setup_lapic(v);
+                if (r < 0)
+                        return r;
+        }
         r = vcpu_setup_msrs(v);
         if (r < 0)
                 return r;
@@ -148,6 +161,8 @@ int vcpu_setup(struct vcpu *v, int kvm_fd, const struct boot_entry *entry) {
         if (r < 0)
                 return r;
 
+        if (!entry)
+                return vcpu_setup_runnable(v);
         if (v->index == 0)
                 return vcpu_setup_boot_regs(v, entry);
         return vcpu_setup_wait_for_sipi(v);

@@ -83,6 +83,33 @@ void vcpu_pause(struct vcpu *v) {
         pthread_mutex_unlock(&v->lock);
 }
 
+void vcpu_pause_async(struct vcpu *v) {
+        pthread_mutex_lock(&v->lock);
+        atomic_store(&v->pause_requested, true);
+        if (v->thread_started && atomic_load(&v->state) != VCPU_STATE_STOPPED && !vcpu_thread_is_self(v))
+                vcpu_kick(v);
+        pthread_mutex_unlock(&v->lock);
+}
+
+bool vcpu_is_parked(struct vcpu *v) {
+        bool parked;
+        int s;
+
+        pthread_mutex_lock(&v->lock);
+        s = atomic_load(&v->state);
+        parked = !v->thread_started || s == VCPU_STATE_PAUSED || s == VCPU_STATE_STOPPED;
+        pthread_mutex_unlock(&v->lock);
+        return parked;
+}
+
+void vcpu_request_exit(struct vcpu *v) {
+        pthread_mutex_lock(&v->lock);
+        atomic_store(&v->exit_requested, true);
+        if (v->thread_started && atomic_load(&v->state) != VCPU_STATE_STOPPED && !vcpu_thread_is_self(v))
+                vcpu_kick(v);
+        pthread_mutex_unlock(&v->lock);
+}
+
 void vcpu_resume(struct vcpu *v) {
         pthread_mutex_lock(&v->lock);
         atomic_store(&v->pause_requested, false);
@@ -176,9 +203,18 @@ static int exit_stop(struct exit_result *res, enum vcpu_exit_kind kind, const ch
 static int exit_from_callback(struct exit_result *res, int r, const char *what, uint64_t addr, bool is_write) {
         if (r < 0)
                 return 0;
-        if (r > VCPU_EXIT_FAILED)
+        if (r > VCPU_EXIT_HALTED)
                 return exit_stop(res, VCPU_EXIT_FAILED, "%s handler returned invalid verdict %d", what, r);
         return exit_stop(res, (enum vcpu_exit_kind) r, "%s %s at 0x%" PRIx64, what, is_write ? "write" : "read", addr);
+}
+
+/* The verdict of a hook that is no I/O access (halt, user_stop). */
+static int exit_from_hook(struct exit_result *res, int r, const char *what) {
+        if (r < 0)
+                return 0;
+        if (r > VCPU_EXIT_HALTED)
+                return exit_stop(res, VCPU_EXIT_FAILED, "%s handler returned invalid verdict %d", what, r);
+        return exit_stop(res, (enum vcpu_exit_kind) r, "%s", what);
 }
 
 static int vcpu_handle_io(struct vcpu *v, struct exit_result *res) {
@@ -390,11 +426,17 @@ int vcpu_handle_exit(struct vcpu *v, struct exit_result *res, bool *pending) {
                 *pending = true;
                 return vcpu_handle_mmio(v, res);
         case KVM_EXIT_HLT:
+                if (v->ops && v->ops->halt)
+                        return exit_from_hook(res, v->ops->halt(v->userdata, v->index, false), "hlt");
+                return 0;
         case KVM_EXIT_INTR:
                 /* With the in-kernel LAPIC a hlt stays in KVM; if it comes
                  * out, re-entering runs on after it. */
                 return 0;
         case KVM_EXIT_SHUTDOWN:
+                if (v->ops && v->ops->halt)
+                        return exit_from_hook(res, v->ops->halt(v->userdata, v->index, true),
+                                              "triple fault (KVM_EXIT_SHUTDOWN)");
                 return exit_stop(res, VCPU_EXIT_SHUTDOWN, "triple fault (KVM_EXIT_SHUTDOWN)");
         case KVM_EXIT_INTERNAL_ERROR:
                 return vcpu_handle_internal_error(v, res);
@@ -413,7 +455,7 @@ int vcpu_handle_exit(struct vcpu *v, struct exit_result *res, bool *pending) {
 void *vcpu_thread(void *arg) {
         struct vcpu *v = arg;
         struct exit_result res = {};
-        bool guest_stop = false, pending = false;
+        bool guest_stop = false, pending = false, first = true;
         sigset_t kick;
 
         sigemptyset(&kick);
@@ -440,9 +482,33 @@ void *vcpu_thread(void *arg) {
                         continue;
                 }
 
+                /* The owner's stop (first run, vcpu_request_exit), at a clean
+                 * point: a pending exit is completed first. */
+                if (v->ops && v->ops->user_stop && (first || atomic_load(&v->exit_requested))) {
+                        if (pending) {
+                                pending = false;
+                                if (vcpu_complete_pending(v)) {
+                                        if (vcpu_handle_exit(v, &res, &pending) > 0) {
+                                                guest_stop = true;
+                                                break;
+                                        }
+                                        continue;
+                                }
+                        }
+                        atomic_store(&v->exit_requested, false);
+                        if (exit_from_hook(&res, v->ops->user_stop(v->userdata, v->index, first),
+                                           first ? "stopped before its first run" : "stopped on request")) {
+                                guest_stop = true;
+                                break;
+                        }
+                        first = false;
+                        continue; /* the stop and pause flags again before entering */
+                }
+
                 /* Clear, then check: a kick after the check sets it again. */
                 *(volatile __u8 *) &v->run->immediate_exit = 0;
-                if (atomic_load(&v->stop_requested) || atomic_load(&v->pause_requested))
+                if (atomic_load(&v->stop_requested) || atomic_load(&v->pause_requested) ||
+                    (v->ops && v->ops->user_stop && atomic_load(&v->exit_requested)))
                         continue;
 
                 if (ioctl(v->fd, KVM_RUN, 0) < 0) {
@@ -475,7 +541,10 @@ void *vcpu_thread(void *arg) {
         pthread_mutex_unlock(&v->lock);
 
         if (guest_stop) {
-                log_info("vCPU %u stopped the VM: %s", v->index, res.detail);
+                if (res.kind == VCPU_EXIT_HALTED)
+                        log_info("vCPU %u ended its run: %s", v->index, res.detail);
+                else
+                        log_info("vCPU %u stopped the VM: %s", v->index, res.detail);
                 if (v->ops && v->ops->stop)
                         v->ops->stop(v->userdata, v->index, res.kind, res.detail);
         }

@@ -51,6 +51,7 @@ struct vcpu {
         pthread_cond_t cond;
         atomic_bool pause_requested;
         atomic_bool stop_requested;
+        atomic_bool exit_requested; /* vcpu_request_exit(): call ops->user_stop before re-entering */
         _Atomic int state; /* enum vcpu_state */
 
         _Atomic uint64_t exit_counts[_VCPU_COUNT_MAX];

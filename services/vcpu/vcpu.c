@@ -106,8 +106,6 @@ int vcpu_new(int kvm_fd, int vm_fd, unsigned index, unsigned n_vcpus, const stru
 
         if (n_vcpus == 0 || n_vcpus > CPU_STATE_MAX_VCPUS || index >= n_vcpus)
                 return log_error_errno(EINVAL, "vCPU %u of %u: invalid index or count", index, n_vcpus);
-        if (index == 0 && !entry)
-                return log_error_errno(EINVAL, "vCPU 0 needs a boot entry");
 
         r = vcpu_alloc(index, n_vcpus, mem, mem_size, ops, userdata, &v);
         if (r < 0)
@@ -167,6 +165,10 @@ int vcpu_start(struct vcpu *v) {
         snprintf(name, sizeof(name), "vcpu%u", v->index);
         (void) pthread_setname_np(v->thread, name);
         return 0;
+}
+
+int vcpu_fd(const struct vcpu *v) {
+        return v->fd;
 }
 
 void vcpu_free(struct vcpu *v) {

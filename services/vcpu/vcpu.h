@@ -19,6 +19,7 @@ enum vcpu_exit_kind {
         VCPU_EXIT_SHUTDOWN,       /* triple fault */
         VCPU_EXIT_INTERNAL_ERROR, /* detail names RIP and bytes */
         VCPU_EXIT_FAILED,         /* anything else unexpected; detail says what */
+        VCPU_EXIT_HALTED,         /* this vCPU's run ended (a plugin VM's hlt/shutdown); not the VM's */
 };
 
 /* Callbacks from vCPU threads into the launcher. They run on the vCPU's
@@ -34,6 +35,15 @@ struct vcpu_ops {
          * held: it may vcpu_pause()/vcpu_stop() any vCPU, but must not
          * vcpu_free() the calling one. */
         void (*stop)(void *userdata, unsigned vcpu, enum vcpu_exit_kind kind, const char *detail);
+        /* The vCPU is out of the guest at a clean point (its last exit is
+         * complete): before its first KVM_RUN (first), or because
+         * vcpu_request_exit() asked. -1 goes on; a vcpu_exit_kind ends the
+         * vCPU's run with it. Plugin VMs report INIT / IMMEDIATE_EXIT here. */
+        int (*user_stop)(void *userdata, unsigned vcpu, bool first);
+        /* KVM_EXIT_HLT (shutdown false) or KVM_EXIT_SHUTDOWN (true). -1
+         * goes on; a vcpu_exit_kind ends the run. Without it, hlt runs on
+         * and a shutdown stops the VM as a triple fault. */
+        int (*halt)(void *userdata, unsigned vcpu, bool shutdown);
 };
 
 /* Creates vCPU index of vm_fd with the CPUID KVM supports, LAPIC LINT0
@@ -42,7 +52,11 @@ struct vcpu_ops {
  * its in-kernel irqchip (KVM_CREATE_IRQCHIP) before the first vCPU.
  * mem/mem_size is guest RAM as loader_load() sees it (guest address 0 at
  * mem, RAM above the MMIO hole at mem + LAYOUT_MMIO_HOLE_START); it is read
- * to fetch an instruction KVM failed to emulate when KVM gives no bytes. */
+ * to fetch an instruction KVM failed to emulate when KVM gives no bytes.
+ * entry NULL (plugin VMs): every vCPU keeps KVM's reset registers and is
+ * runnable at once (no wait for SIPI); whoever owns it sets its state in
+ * ops->user_stop before it first runs. A VM without in-kernel irqchip is
+ * fine then (the LAPIC setup is skipped). */
 int vcpu_new(int kvm_fd, int vm_fd, unsigned index, unsigned n_vcpus, const struct boot_entry *entry,
              void *mem, uint64_t mem_size, const struct vcpu_ops *ops, void *userdata, struct vcpu **ret);
 
@@ -59,6 +73,20 @@ void vcpu_resume(struct vcpu *v);
  * the vCPU's own thread, e.g. in ops->stop, it only asks). ops->stop is not
  * called for a stop asked this way. */
 void vcpu_stop(struct vcpu *v);
+
+/* Kicks the vCPU out of the guest without waiting; it then calls
+ * ops->user_stop(first false) before it enters the guest again. */
+void vcpu_request_exit(struct vcpu *v);
+
+/* Pause without waiting (vcpu_pause's request and kick); vcpu_is_parked
+ * says whether it is out of the guest for good or for the pause (paused,
+ * stopped, or never started). */
+void vcpu_pause_async(struct vcpu *v);
+bool vcpu_is_parked(struct vcpu *v);
+
+/* The KVM vCPU fd, for the state ioctls while its thread is stopped
+ * outside the guest (a plugin VM's vCPU waiting for its plugin). */
+int vcpu_fd(const struct vcpu *v);
 
 /* Stops the thread (vcpu_stop), joins it, closes the fd. Never from the
  * vCPU's own thread. */

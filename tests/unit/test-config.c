@@ -289,6 +289,120 @@ static void test_console_kind_accepted_and_checked(void) {
                         "config.console: must not contain a NUL character");
 }
 
+static void test_plugin_config_is_parsed(void) {
+        struct vm_config c = {};
+        char err[512] = "";
+        const char *json = "{\"plugin\": {\"path\": \"/usr/libexec/p\", \"args\": [\"a\", \"b c\"],"
+                           " \"extra_syscalls\": [\"clone3\", \"futex\"], \"irqchip\": false}, \"vcpus\": 2}";
+
+        g_assert_cmpint(vm_config_parse(json, HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        g_assert_true(vm_config_is_plugin(&c));
+        g_assert_cmpstr(c.plugin.path, ==, "/usr/libexec/p");
+        g_assert_cmpuint(c.plugin.n_args, ==, 2);
+        g_assert_cmpstr(c.plugin.args[0], ==, "a");
+        g_assert_cmpstr(c.plugin.args[1], ==, "b c");
+        g_assert_null(c.plugin.args[2]);
+        g_assert_cmpuint(c.plugin.n_extra_syscalls, ==, 2);
+        g_assert_cmpstr(c.plugin.extra_syscalls[1], ==, "futex");
+        g_assert_null(c.plugin.extra_syscalls[2]);
+        g_assert_false(c.plugin.irqchip);
+        g_assert_cmpuint(c.vcpus, ==, 2);
+        g_assert_null(c.kernel);
+        /* No memory_mib: the plugin brings all guest memory. */
+        g_assert_cmpuint(c.memory_bytes, ==, 0);
+        g_assert_cmpuint(c.n_devices, ==, 0);
+        vm_config_done(&c);
+        g_assert_null(c.plugin.path);
+}
+
+static void test_plugin_config_defaults_and_memory(void) {
+        struct vm_config c = {};
+        char err[512] = "";
+
+        g_assert_cmpint(vm_config_parse("{\"plugin\": {\"path\": \"/p\"}, \"memory_mib\": 64}", HOST_RAM, &c, err,
+                                        sizeof(err)), ==, 0);
+        g_assert_true(c.plugin.irqchip);
+        g_assert_cmpuint(c.plugin.n_args, ==, 0);
+        g_assert_nonnull(c.plugin.args);
+        g_assert_null(c.plugin.args[0]);
+        g_assert_cmpuint(c.plugin.n_extra_syscalls, ==, 0);
+        g_assert_cmpuint(c.memory_bytes, ==, 64ULL << 20);
+        g_assert_cmpuint(c.vcpus, ==, 1);
+        vm_config_done(&c);
+
+        /* A kernel VM is no plugin VM. */
+        g_assert_cmpint(vm_config_parse("{\"kernel\": \"/k\"}", HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        g_assert_false(vm_config_is_plugin(&c));
+        vm_config_done(&c);
+}
+
+static void test_bad_plugin_configs_are_rejected(void) {
+        g_autofree char *many_args = NULL, *long_arg = NULL, *many_syscalls = NULL;
+        GString *b;
+
+        assert_rejected("{\"vcpus\": 1}", HOST_RAM, "config.kernel: missing required field (or \"plugin\"");
+        assert_rejected("{\"plugin\": \"/p\"}", HOST_RAM, "config.plugin: must be an object, not string");
+        assert_rejected("{\"plugin\": {}}", HOST_RAM, "config.plugin.path: missing required field");
+        assert_rejected("{\"plugin\": {\"path\": 1}}", HOST_RAM, "config.plugin.path: must be a string, not int");
+        assert_rejected("{\"plugin\": {\"path\": \"p\"}}", HOST_RAM,
+                        "config.plugin.path: \"p\" must be an absolute path");
+        assert_rejected("{\"plugin\": {\"path\": \"\"}}", HOST_RAM, "config.plugin.path: \"\" must be an absolute path");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\\u0000x\"}}", HOST_RAM,
+                        "config.plugin.path: must not contain a NUL");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\", \"arg\": []}}", HOST_RAM, "config.plugin.arg: unknown field");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\", \"args\": \"-v\"}}", HOST_RAM,
+                        "config.plugin.args: must be an array, not string");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\", \"args\": [\"a\", 2]}}", HOST_RAM,
+                        "config.plugin.args[1]: must be a string, not int");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\", \"args\": [\"a\\u0000b\"]}}", HOST_RAM,
+                        "config.plugin.args[0]: must not contain a NUL");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\", \"extra_syscalls\": [null]}}", HOST_RAM,
+                        "config.plugin.extra_syscalls[0]: must be a string, not null");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\", \"extra_syscalls\": [\"futex\", \"\"]}}", HOST_RAM,
+                        "config.plugin.extra_syscalls[1]: must be a system call name");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\", \"irqchip\": 1}}", HOST_RAM,
+                        "config.plugin.irqchip: must be a boolean");
+
+        b = g_string_new("{\"plugin\": {\"path\": \"/p\", \"args\": [");
+        for (int i = 0; i <= CONFIG_PLUGIN_MAX_ARGS; i++)
+                g_string_append_printf(b, "%s\"a\"", i ? ", " : "");
+        g_string_append(b, "]}}");
+        many_args = g_string_free(b, false);
+        assert_rejected(many_args, HOST_RAM, "config.plugin.args: 65 entries is more than the limit of 64");
+
+        b = g_string_new("{\"plugin\": {\"path\": \"/p\", \"args\": [\"");
+        for (int i = 0; i <= CONFIG_PLUGIN_MAX_ARG_BYTES; i++)
+                g_string_append_c(b, 'x');
+        g_string_append(b, "\"]}}");
+        long_arg = g_string_free(b, false);
+        assert_rejected(long_arg, HOST_RAM, "config.plugin.args[0]: 4097 bytes is longer than the limit of 4096 bytes");
+
+        b = g_string_new("{\"plugin\": {\"path\": \"/p\", \"extra_syscalls\": [");
+        for (int i = 0; i <= CONFIG_PLUGIN_MAX_EXTRA_SYSCALLS; i++)
+                g_string_append_printf(b, "%s\"futex\"", i ? ", " : "");
+        g_string_append(b, "]}}");
+        many_syscalls = g_string_free(b, false);
+        assert_rejected(many_syscalls, HOST_RAM, "config.plugin.extra_syscalls: 65 entries is more than the limit of 64");
+
+        /* Still the common fields' rules. */
+        assert_rejected("{\"plugin\": {\"path\": \"/p\"}, \"vcpus\": 17}", HOST_RAM, "config.vcpus: 17 is out of range");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\"}, \"memory_mib\": 1}", HOST_RAM,
+                        "config.memory_mib: 1 is out of range");
+}
+
+static void test_plugin_conflicts_name_the_field(void) {
+        assert_rejected("{\"plugin\": {\"path\": \"/p\"}, \"kernel\": \"/k\"}", HOST_RAM,
+                        "config.plugin: conflicts with config.kernel");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\"}, \"initrd\": \"/i\"}", HOST_RAM,
+                        "config.plugin: conflicts with config.initrd");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\"}, \"cmdline\": \"x\"}", HOST_RAM,
+                        "config.plugin: conflicts with config.cmdline");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\"}, \"devices\": []}", HOST_RAM,
+                        "config.plugin: conflicts with config.devices");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\"}, \"console\": \"serial\"}", HOST_RAM,
+                        "config.plugin: conflicts with config.console");
+}
+
 static void test_vm_names(void) {
         char long_name[301];
 
@@ -335,6 +449,10 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/config/on-device-failure-continue-stop-and-errors", test_on_device_failure);
         g_test_add_func("/config/error-leaves-result-untouched", test_error_leaves_result_untouched);
         g_test_add_func("/config/console-kind-accepted-and-checked", test_console_kind_accepted_and_checked);
+        g_test_add_func("/config/plugin-config-is-parsed", test_plugin_config_is_parsed);
+        g_test_add_func("/config/plugin-config-defaults-and-memory", test_plugin_config_defaults_and_memory);
+        g_test_add_func("/config/bad-plugin-configs-are-rejected", test_bad_plugin_configs_are_rejected);
+        g_test_add_func("/config/plugin-conflicts-name-the-field", test_plugin_conflicts_name_the_field);
         g_test_add_func("/vm-name/validity", test_vm_names);
         return g_test_run();
 }
