@@ -2,8 +2,10 @@
 /* polyvm-plugin-minimal: the smallest plugin. It gives the VM 64 KiB of
  * memory, loads a real-mode guest that writes a greeting to port 0xE9 and
  * halts, and prints what the guest writes. Run it as a plugin VM:
- *   {"plugin": {"path": "/usr/libexec/polyvm/polyvm-plugin-minimal"}, "vcpus": 1}
- * The launcher starts it with its main socket in $POLYVM_PLUGIN_FD. */
+ *   {"plugin": {"path": "/usr/libexec/polyvm/polyvm-plugin-minimal", "irqchip": false}, "vcpus": 1}
+ * (no in-kernel irqchip: with one, KVM keeps a halted vCPU to itself and
+ * the plugin never sees the HLT that ends it). The launcher starts it with
+ * its main socket in $POLYVM_PLUGIN_FD. */
 #include <stdio.h>
 #include <string.h>
 
