@@ -6,6 +6,7 @@
 #include "cpu.h"
 #include "io.h"
 #include "lib.h"
+#include "mem.h"
 #include "pci.h"
 #include "pm.h"
 #include "shell.h"
@@ -36,7 +37,11 @@ static void cmd_help(void) {
                      "  blk       virtio-blk: blk [DISK] [info|read|write|verify|flush|bench] ...\n"
                      "  net       virtio-net: net [info|addr|ping|udp send|udp recv] ...\n"
                      "  vcon      virtio-console: vcon [info|write TEXT|read [N] [TIMEOUT_MS]]\n"
-                     "  vsock     virtio-vsock: vsock [info|listen|connect|send|recv|close] ...\n");
+                     "  vsock     virtio-vsock: vsock [info|listen|connect|send|recv|close] ...\n"
+                     "  memfill SEED MIB             fill RAM above the image with a pattern (at CPL 3)\n"
+                     "  memcheck SEED MIB [ROUNDS]   check it (and ROUNDS memwrite rounds)\n"
+                     "  memwrite SEED MIB ROUNDS     add 1 to word 0 of every page, ROUNDS times\n"
+                     "  memtouch seq|rand MIB COUNT  read COUNT pages, timed: pages/s, p50, p99\n");
 }
 
 static void cmd_e820(void) {
@@ -138,7 +143,8 @@ static void run_command(char *line) {
         else if (strcmp(cmd, "pci") == 0)
                 pci_dump();
         else if (strcmp(cmd, "rng") == 0 || strcmp(cmd, "blk") == 0 || strcmp(cmd, "net") == 0 ||
-                 strcmp(cmd, "vcon") == 0 || strcmp(cmd, "vsock") == 0) {
+                 strcmp(cmd, "vcon") == 0 || strcmp(cmd, "vsock") == 0 || strcmp(cmd, "memfill") == 0 ||
+                 strcmp(cmd, "memcheck") == 0 || strcmp(cmd, "memwrite") == 0 || strcmp(cmd, "memtouch") == 0) {
                 char *argv[MAX_ARGS];
                 int argc = split_words(line, argv, MAX_ARGS);
                 if (argc > MAX_ARGS)
@@ -151,6 +157,8 @@ static void run_command(char *line) {
                         virtio_net_cmd(argc, argv);
                 else if (strcmp(cmd, "vsock") == 0)
                         virtio_vsock_cmd(argc, argv);
+                else if (strncmp(cmd, "mem", 3) == 0)
+                        mem_cmd(argc, argv);
                 else
                         virtio_console_cmd(argc, argv);
         }
