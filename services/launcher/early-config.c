@@ -65,6 +65,13 @@ int early_config_check(const char *text, const struct vm_config *c, char *err, s
         r = json_parse_object(text, &root, err, errlen);
         if (r < 0)
                 return r;
+        /* A plugin is an external program in /usr that devmgr spawns:
+         * neither is there before file systems are mounted. */
+        if (json_object_object_get_ex(root, "plugin", NULL)) {
+                snprintf(err, errlen, "config.plugin: an early VM cannot be a plugin VM (its plugin lives in /usr, "
+                         "which is not mounted yet); give it a kernel and devices instead");
+                return -EINVAL;
+        }
         if (json_object_object_get_ex(root, "cid", NULL)) {
                 snprintf(err, errlen, "config.cid: an early VM takes its CID from the allowlist; remove the field");
                 return -EINVAL;

@@ -219,6 +219,8 @@ static void test_early_safe_config(void) {
         assert_config("{\"kernel\": \"/boot/k\", \"devices\": [{\"kind\": \"serial\", \"log\": [\"/var/log/x\"]}]}",
                       "config.devices[0]: \"/var/log/x\" is under /var");
         assert_config("{\"kernel\": \"/boot/k\", \"cid\": 300, \"devices\": []}", "config.cid");
+        assert_config("{\"plugin\": {\"path\": \"/usr/libexec/p\"}, \"vcpus\": 1}",
+                      "config.plugin: an early VM cannot be a plugin VM");
 }
 
 /* The regular config's cid: 300 up, below VMADDR_CID_ANY. */
