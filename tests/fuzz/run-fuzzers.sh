@@ -10,7 +10,7 @@ set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-60}
 build=${2:-$src/build-fuzz}
-targets="fuzz-proto-device fuzz-proto-launcher fuzz-virtqueue fuzz-plugin-proto"
+targets="fuzz-proto-device fuzz-proto-launcher fuzz-virtqueue fuzz-plugin-proto fuzz-config"
 
 if [ ! -f "$build/build.ninja" ]; then
         CC=clang meson setup "$build" "$src" -Dfuzz=true -Dtests=false
