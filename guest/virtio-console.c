@@ -30,42 +30,26 @@ static struct virtio_dev con_dev;
 static bool con_ok;
 static uint8_t con_rx[CON_RX_BUFS][CON_BUF_SIZE] __attribute__((aligned(64)));
 static uint8_t con_tx[CON_BUF_SIZE] __attribute__((aligned(64)));
-static int8_t con_slot_of[VQ_MAX_SIZE];
+static struct vq_pool con_pool;
 static uint8_t stage[CON_STAGE];
 static uint32_t staged, lost, rx_total, tx_total;
 
-static void con_post(unsigned slot) {
-        struct vq_buf b = { con_rx[slot], CON_BUF_SIZE, true };
-        int head = vq_add(&con_dev.vqs[CON_RXQ], &b, 1);
-        if (head >= 0)
-                con_slot_of[head] = (int8_t) slot;
+/* Moves one filled receive buffer to the staging area. */
+static void con_rx_one(const uint8_t *buf, uint32_t len) {
+        if (len > CON_BUF_SIZE) /* the device claims more than the buffer: keep what fits */
+                len = CON_BUF_SIZE;
+        rx_total += len;
+        for (uint32_t i = 0; i < len; i++) {
+                if (staged < CON_STAGE)
+                        stage[staged++] = buf[i];
+                else
+                        lost++;
+        }
 }
 
 /* Moves filled receive buffers to the staging area and posts them again. */
 static void con_drain(void) {
-        struct virtqueue *q = &con_dev.vqs[CON_RXQ];
-        uint16_t id;
-        uint32_t len;
-        bool any = false;
-        while (vq_get_used(q, &id, &len)) {
-                int slot = con_slot_of[id];
-                con_slot_of[id] = -1;
-                any = true;
-                if (slot < 0)
-                        continue;
-                if (len > CON_BUF_SIZE) /* the device claims more than the buffer: keep what fits */
-                        len = CON_BUF_SIZE;
-                rx_total += len;
-                for (uint32_t i = 0; i < len; i++) {
-                        if (staged < CON_STAGE)
-                                stage[staged++] = con_rx[slot][i];
-                        else
-                                lost++;
-                }
-                con_post((unsigned) slot);
-        }
-        if (any)
-                vq_kick(q);
+        (void) vq_pool_drain(&con_pool, VQ_POOL_ALL, con_rx_one);
 }
 
 static void con_probe(struct pci_dev *pci) {
@@ -76,9 +60,8 @@ static void con_probe(struct pci_dev *pci) {
         }
         if (!virtio_pci_setup(&con_dev, pci, "virtio-console", 1ULL << VIRTIO_CONSOLE_F_SIZE, 2))
                 return;
-        memset(con_slot_of, -1, sizeof(con_slot_of));
-        for (unsigned i = 0; i < CON_RX_BUFS; i++)
-                con_post(i);
+        vq_pool_init(&con_pool, &con_dev.vqs[CON_RXQ], con_rx, CON_RX_BUFS, CON_BUF_SIZE, true);
+        vq_pool_put_all(&con_pool);
         vq_kick(&con_dev.vqs[CON_RXQ]);
         con_ok = true;
         uint32_t max_ports = 0;

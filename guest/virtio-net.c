@@ -76,8 +76,7 @@ static uint16_t ip_id;
 
 static uint8_t rx_bufs[RX_BUFS][BUF_SIZE] __attribute__((aligned(64)));
 static uint8_t tx_bufs[TX_BUFS][BUF_SIZE] __attribute__((aligned(64)));
-static int8_t rx_slot_of[VQ_MAX_SIZE], tx_slot_of[VQ_MAX_SIZE]; /* head -> buffer */
-static bool tx_busy[TX_BUFS];
+static struct vq_pool rx_pool, tx_pool;
 
 /* What a running command waits for. */
 static struct {
@@ -183,41 +182,17 @@ static const uint8_t *arp_lookup(uint32_t ip) {
 
 /* --- the queues --- */
 
-static void rx_post(unsigned slot) {
-        struct vq_buf b = { rx_bufs[slot], BUF_SIZE, true };
-        int head = vq_add(&net_dev.vqs[NET_RXQ], &b, 1);
-        if (head >= 0)
-                rx_slot_of[head] = (int8_t) slot;
-}
-
-static void tx_reap(void) {
-        uint16_t id;
-        uint32_t len;
-        while (vq_get_used(&net_dev.vqs[NET_TXQ], &id, &len))
-                if (tx_slot_of[id] >= 0) {
-                        tx_busy[tx_slot_of[id]] = false;
-                        tx_slot_of[id] = -1;
-                }
-}
-
 /* A free transmit buffer with its virtio_net_hdr zeroed (no offloads);
  * the frame goes at + NET_HDR_LEN. -1 if all are in flight. */
 static int tx_alloc(void) {
-        tx_reap();
-        for (int i = 0; i < TX_BUFS; i++)
-                if (!tx_busy[i]) {
-                        memset(tx_bufs[i], 0, NET_HDR_LEN);
-                        return i;
-                }
-        return -1;
+        int slot = vq_pool_alloc(&tx_pool);
+        if (slot >= 0)
+                memset(tx_bufs[slot], 0, NET_HDR_LEN);
+        return slot;
 }
 
 static bool tx_has_free(void) {
-        tx_reap();
-        for (int i = 0; i < TX_BUFS; i++)
-                if (!tx_busy[i])
-                        return true;
-        return false;
+        return vq_pool_alloc(&tx_pool) >= 0;
 }
 
 /* For commands: waits (up to 1 s) for a buffer. */
@@ -231,14 +206,10 @@ static int tx_alloc_wait(void) {
 }
 
 static void tx_send(int slot, uint32_t frame_len) {
-        struct vq_buf b = { tx_bufs[slot], NET_HDR_LEN + frame_len, false };
-        int head = vq_add(&net_dev.vqs[NET_TXQ], &b, 1);
-        if (head < 0) {
+        if (!vq_pool_put(&tx_pool, (unsigned) slot, NET_HDR_LEN + frame_len)) {
                 stats.tx_full++;
                 return;
         }
-        tx_busy[slot] = true;
-        tx_slot_of[head] = (int8_t) slot;
         vq_kick(&net_dev.vqs[NET_TXQ]);
         stats.tx++;
 }
@@ -432,22 +403,8 @@ static void frame_rx(const uint8_t *buf, uint32_t len) {
 void virtio_net_poll(void) {
         if (!net_ok)
                 return;
-        struct virtqueue *q = &net_dev.vqs[NET_RXQ];
-        uint16_t id;
-        uint32_t len;
-        unsigned n = 0;
-        tx_reap();
-        while (n < RX_BUDGET && vq_get_used(q, &id, &len)) {
-                int slot = rx_slot_of[id];
-                rx_slot_of[id] = -1;
-                n++;
-                if (slot < 0)
-                        continue;
-                frame_rx(rx_bufs[slot], len);
-                rx_post((unsigned) slot);
-        }
-        if (n)
-                vq_kick(q);
+        vq_pool_reap(&tx_pool);
+        (void) vq_pool_drain(&rx_pool, RX_BUDGET, frame_rx);
 }
 
 /* --- probe --- */
@@ -475,10 +432,9 @@ static void net_probe(struct pci_dev *pci) {
         } else
                 for (unsigned i = 0; i < ETH_ALEN; i++)
                         (void) virtio_cfg_read(&net_dev, NET_CFG_MAC + i, &mac[i], 1);
-        memset(rx_slot_of, -1, sizeof(rx_slot_of));
-        memset(tx_slot_of, -1, sizeof(tx_slot_of));
-        for (unsigned i = 0; i < RX_BUFS; i++)
-                rx_post(i);
+        vq_pool_init(&rx_pool, &net_dev.vqs[NET_RXQ], rx_bufs, RX_BUFS, BUF_SIZE, true);
+        vq_pool_init(&tx_pool, &net_dev.vqs[NET_TXQ], tx_bufs, TX_BUFS, BUF_SIZE, false);
+        vq_pool_put_all(&rx_pool);
         vq_kick(&net_dev.vqs[NET_RXQ]);
         net_ok = true;
         kprintf("virtio-net: mac %02x:%02x:%02x:%02x:%02x:%02x%s, %u rx buffers of %u bytes\n", mac[0], mac[1],

@@ -591,6 +591,71 @@ bool vq_get_used(struct virtqueue *q, uint16_t *ret_id, uint32_t *ret_len) {
         return true;
 }
 
+void vq_pool_init(struct vq_pool *p, struct virtqueue *q, void *bufs, uint16_t n, uint32_t size, bool write) {
+        *p = (struct vq_pool) { .q = q, .bufs = bufs, .size = size, .write = write };
+        p->n = n < VQ_MAX_SIZE ? n : VQ_MAX_SIZE;
+        memset(p->slot_of, -1, sizeof(p->slot_of));
+}
+
+bool vq_pool_put(struct vq_pool *p, unsigned slot, uint32_t len) {
+        struct vq_buf b = { vq_pool_buf(p, slot), len, p->write };
+        int head = vq_add(p->q, &b, 1);
+        if (head < 0)
+                return false;
+        p->busy[slot] = true;
+        p->slot_of[head] = (int16_t) slot;
+        return true;
+}
+
+void vq_pool_put_all(struct vq_pool *p) {
+        for (unsigned i = 0; i < p->n; i++)
+                (void) vq_pool_put(p, i, p->size);
+}
+
+bool vq_pool_get(struct vq_pool *p, int *ret_slot, uint32_t *ret_len) {
+        uint16_t id;
+        if (!vq_get_used(p->q, &id, ret_len))
+                return false;
+        /* vq_get_used() only names heads in flight, so id < size. */
+        int slot = p->slot_of[id];
+        p->slot_of[id] = -1;
+        if (slot >= 0)
+                p->busy[slot] = false;
+        *ret_slot = slot;
+        return true;
+}
+
+unsigned vq_pool_drain(struct vq_pool *p, unsigned budget, void (*fn)(const uint8_t *buf, uint32_t len)) {
+        int slot;
+        uint32_t len;
+        unsigned n = 0;
+        while (n < budget && vq_pool_get(p, &slot, &len)) {
+                n++;
+                if (slot < 0)
+                        continue;
+                fn(vq_pool_buf(p, (unsigned) slot), len);
+                (void) vq_pool_put(p, (unsigned) slot, p->size);
+        }
+        if (n)
+                vq_kick(p->q);
+        return n;
+}
+
+void vq_pool_reap(struct vq_pool *p) {
+        int slot;
+        uint32_t len;
+        while (vq_pool_get(p, &slot, &len))
+                ;
+}
+
+int vq_pool_alloc(struct vq_pool *p) {
+        vq_pool_reap(p);
+        for (unsigned i = 0; i < p->n; i++)
+                if (!p->busy[i])
+                        return (int) i;
+        return -1;
+}
+
 int64_t vq_submit_wait(struct virtqueue *q, const struct vq_buf *bufs, unsigned n, uint64_t timeout_ns) {
         struct virtio_dev *v = q->dev;
         if (q->broken) {

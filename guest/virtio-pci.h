@@ -5,7 +5,8 @@
  * way Linux's virtio_pci_modern does it, with split virtqueues (2.7) in
  * guest memory. Either synchronous (vq_submit_wait: one chain, the caller
  * waits for it in `hlt`) or asynchronous (vq_add + vq_kick, vq_get_used
- * polled from the idle loop: network receive buffers stay posted). */
+ * polled from the idle loop: network receive buffers stay posted), which
+ * drivers use through a vq_pool of fixed buffers. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -133,5 +134,50 @@ void vq_kick(struct virtqueue *q);
  * chain's descriptors are free again. An id that is not a head in flight
  * marks the queue broken (printed) and returns false. */
 bool vq_get_used(struct virtqueue *q, uint16_t *ret_id, uint32_t *ret_len);
+
+/* n same-sized buffers that one queue carries one at a time, and which
+ * head carries which: the bookkeeping every asynchronous driver needs
+ * (receive buffers posted again and again, transmit buffers reused once
+ * the device gave them back). The used ring names heads, so the head ->
+ * buffer map is what finds a returned buffer; busy marks the buffers in
+ * flight. */
+struct vq_pool {
+        struct virtqueue *q;
+        uint8_t *bufs; /* n buffers of size bytes, back to back */
+        uint32_t size;
+        uint16_t n;   /* at most VQ_MAX_SIZE: never more in flight than heads */
+        bool write;   /* device-writable (receive) or not (transmit) */
+        int16_t slot_of[VQ_MAX_SIZE]; /* head -> buffer; -1 none */
+        bool busy[VQ_MAX_SIZE];
+};
+
+/* Sets up p over bufs (n buffers of size bytes) for q; nothing posted. */
+void vq_pool_init(struct vq_pool *p, struct virtqueue *q, void *bufs, uint16_t n, uint32_t size, bool write);
+
+static inline uint8_t *vq_pool_buf(const struct vq_pool *p, unsigned slot) {
+        return p->bufs + (uint64_t) slot * p->size;
+}
+
+/* Puts the first len bytes of buffer slot on the available ring, without
+ * notifying. False if the ring refused it (full or broken); the buffer
+ * then stays free. */
+bool vq_pool_put(struct vq_pool *p, unsigned slot, uint32_t len);
+/* Puts every buffer, whole (a receive queue's first fill); the caller
+ * kicks. */
+void vq_pool_put_all(struct vq_pool *p);
+/* Takes the next used element: its buffer (-1 if the head carried none
+ * of ours) and the used length; that buffer is free again. */
+bool vq_pool_get(struct vq_pool *p, int *ret_slot, uint32_t *ret_len);
+/* A receive queue's round: hands up to budget used buffers (VQ_POOL_ALL:
+ * until none is left) to fn, with the length the device wrote, unchecked;
+ * puts each back whole after, and notifies the device if any was taken.
+ * Returns how many were. */
+#define VQ_POOL_ALL (~0u)
+unsigned vq_pool_drain(struct vq_pool *p, unsigned budget, void (*fn)(const uint8_t *buf, uint32_t len));
+/* Takes back every used buffer (a transmit queue's completions). */
+void vq_pool_reap(struct vq_pool *p);
+/* A free buffer after reaping, or -1 if all are in flight. It is not
+ * taken until vq_pool_put() puts it. */
+int vq_pool_alloc(struct vq_pool *p);
 
 const char *virtio_irq_mode_name(enum virtio_irq_mode m);

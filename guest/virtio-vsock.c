@@ -114,8 +114,7 @@ static unsigned n_rsts;
 static uint8_t rx_bufs[RX_BUFS][BUF_SIZE] __attribute__((aligned(64)));
 static uint8_t tx_bufs[TX_BUFS][BUF_SIZE] __attribute__((aligned(64)));
 static uint32_t ev_bufs[EV_BUFS] __attribute__((aligned(64)));
-static int8_t rx_slot_of[VQ_MAX_SIZE], tx_slot_of[VQ_MAX_SIZE], ev_slot_of[VQ_MAX_SIZE];
-static bool tx_busy[TX_BUFS];
+static struct vq_pool rx_pool, tx_pool, ev_pool;
 
 static uint32_t fnv1a32(const uint8_t *p, size_t n) {
         uint32_t h = FNV32_OFFSET;
@@ -132,47 +131,15 @@ static uint64_t fnv1a64_add(uint64_t h, const uint8_t *p, size_t n) {
 
 /* --- the queues --- */
 
-static void rx_post(unsigned slot) {
-        struct vq_buf b = { rx_bufs[slot], BUF_SIZE, true };
-        int head = vq_add(&vs_dev.vqs[VSOCK_RXQ], &b, 1);
-        if (head >= 0)
-                rx_slot_of[head] = (int8_t) slot;
-}
-
-static void ev_post(unsigned slot) {
-        struct vq_buf b = { &ev_bufs[slot], sizeof(ev_bufs[slot]), true };
-        int head = vq_add(&vs_dev.vqs[VSOCK_EVQ], &b, 1);
-        if (head >= 0)
-                ev_slot_of[head] = (int8_t) slot;
-}
-
-static void tx_reap(void) {
-        uint16_t id;
-        uint32_t len;
-        while (vq_get_used(&vs_dev.vqs[VSOCK_TXQ], &id, &len))
-                if (tx_slot_of[id] >= 0) {
-                        tx_busy[tx_slot_of[id]] = false;
-                        tx_slot_of[id] = -1;
-                }
-}
-
-static int tx_alloc(void) {
-        tx_reap();
-        for (int i = 0; i < TX_BUFS; i++)
-                if (!tx_busy[i])
-                        return i;
-        return -1;
-}
-
 static bool tx_has_free(void) {
-        return tx_alloc() >= 0;
+        return vq_pool_alloc(&tx_pool) >= 0;
 }
 
 /* One packet: header and payload in one buffer. False (counted) if no
  * transmit buffer is free or the ring refused it. */
 static bool tx_packet(struct vconn *c, uint32_t src_port, uint32_t dst_port, uint16_t op, uint32_t flags,
                       const uint8_t *payload, uint32_t len) {
-        int slot = tx_alloc();
+        int slot = vq_pool_alloc(&tx_pool);
         if (slot < 0) {
                 st.tx_full++;
                 return false;
@@ -192,15 +159,11 @@ static bool tx_packet(struct vconn *c, uint32_t src_port, uint32_t dst_port, uin
         };
         if (len)
                 memcpy(tx_bufs[slot] + HDR_LEN, payload, len);
-        struct vq_buf b = { tx_bufs[slot], HDR_LEN + len, false };
-        int head = vq_add(&vs_dev.vqs[VSOCK_TXQ], &b, 1);
-        if (head < 0) {
+        if (!vq_pool_put(&tx_pool, (unsigned) slot, HDR_LEN + len)) {
                 st.tx_full++;
                 return false;
         }
-        tx_busy[slot] = true;
-        tx_slot_of[head] = (int8_t) slot;
-        vq_kick(&vs_dev.vqs[VSOCK_TXQ]);
+        vq_kick(tx_pool.q);
         st.tx++;
         st.tx_bytes += len;
         if (c) {
@@ -509,50 +472,27 @@ static void transport_reset(void) {
                 guest_cid = cid;
 }
 
-static void events_poll(void) {
-        struct virtqueue *q = &vs_dev.vqs[VSOCK_EVQ];
-        uint16_t id;
-        uint32_t len;
-        bool any = false;
-        while (vq_get_used(q, &id, &len)) {
-                int slot = ev_slot_of[id];
-                ev_slot_of[id] = -1;
-                any = true;
-                if (slot < 0)
-                        continue;
-                st.events++;
-                if (len < sizeof(uint32_t))
-                        st.bad++;
-                else if (ev_bufs[slot] == EVENT_TRANSPORT_RESET)
-                        transport_reset();
-                else
-                        st.bad++;
-                ev_post((unsigned) slot);
+/* len is what the device wrote into one of ev_bufs. */
+static void event_rx(const uint8_t *buf, uint32_t len) {
+        uint32_t id;
+        st.events++;
+        if (len < sizeof(id)) {
+                st.bad++;
+                return;
         }
-        if (any)
-                vq_kick(q);
+        memcpy(&id, buf, sizeof(id));
+        if (id == EVENT_TRANSPORT_RESET)
+                transport_reset();
+        else
+                st.bad++;
 }
 
 void virtio_vsock_poll(void) {
         if (!vs_ok)
                 return;
-        struct virtqueue *q = &vs_dev.vqs[VSOCK_RXQ];
-        uint16_t id;
-        uint32_t len;
-        unsigned n = 0;
-        events_poll();
-        tx_reap();
-        while (n < RX_BUDGET && vq_get_used(q, &id, &len)) {
-                int slot = rx_slot_of[id];
-                rx_slot_of[id] = -1;
-                n++;
-                if (slot < 0)
-                        continue;
-                packet_rx(rx_bufs[slot], len);
-                rx_post((unsigned) slot);
-        }
-        if (n)
-                vq_kick(q);
+        (void) vq_pool_drain(&ev_pool, VQ_POOL_ALL, event_rx);
+        vq_pool_reap(&tx_pool);
+        (void) vq_pool_drain(&rx_pool, RX_BUDGET, packet_rx);
         conns_service();
 }
 
@@ -572,13 +512,11 @@ static void vsock_probe(struct pci_dev *pci) {
                 kprintf("virtio-vsock: refused: guest_cid %lu is not a guest's CID\n", guest_cid);
                 return;
         }
-        memset(rx_slot_of, -1, sizeof(rx_slot_of));
-        memset(tx_slot_of, -1, sizeof(tx_slot_of));
-        memset(ev_slot_of, -1, sizeof(ev_slot_of));
-        for (unsigned i = 0; i < RX_BUFS; i++)
-                rx_post(i);
-        for (unsigned i = 0; i < EV_BUFS; i++)
-                ev_post(i);
+        vq_pool_init(&rx_pool, &vs_dev.vqs[VSOCK_RXQ], rx_bufs, RX_BUFS, BUF_SIZE, true);
+        vq_pool_init(&tx_pool, &vs_dev.vqs[VSOCK_TXQ], tx_bufs, TX_BUFS, BUF_SIZE, false);
+        vq_pool_init(&ev_pool, &vs_dev.vqs[VSOCK_EVQ], ev_bufs, EV_BUFS, sizeof(ev_bufs[0]), true);
+        vq_pool_put_all(&rx_pool);
+        vq_pool_put_all(&ev_pool);
         vq_kick(&vs_dev.vqs[VSOCK_RXQ]);
         vq_kick(&vs_dev.vqs[VSOCK_EVQ]);
         vs_ok = true;
