@@ -2,21 +2,24 @@
 /* bench/plugin-io: the round trip of a guest port read served by a plugin
  * against the same read served by a jailed device process, in one run, with
  * a SOCK_SEQPACKET ping-pong as the floor (see bench/README.md). Built and
- * run by bench/plugin-io, with the launcher's own plugin-server.c and
- * device-proxy.c compiled in.
+ * run by bench/plugin-io, with the launcher's own plugin-vm.c,
+ * plugin-server.c, kvm-vm.c, device-proxy.c and vCPU engine compiled in.
  *
- * No KVM here, so there is no guest exit: a vCPU thread does what the
- * launcher's vCPU thread does after KVM_RUN returns KVM_EXIT_IO for a read:
- *   plugin  plugin_server_vcpu_event(IO read) and wait for the vcpu_resume
- *           op with the plugin's byte (the plugin, devmgr's jailed
- *           polyvm-plugin-minimal, answers on its vCPU socket; the server's
- *           main-loop thread receives that and calls the op);
+ * No KVM here, so there is no guest exit: the bench's vCPU thread does
+ * what the launcher's vCPU thread does after KVM_RUN returns KVM_EXIT_IO
+ * for a read, with the launcher's own code:
+ *   plugin  plugin_vm_io(PIO read of the plugin's port), as vm.c's pio
+ *           callback calls it; the plugin (devmgr's jailed
+ *           polyvm-plugin-minimal) answers on its vCPU socket, the
+ *           server's loop thread (an sd_event loop calling
+ *           plugin_server_process() as vm.c's on_plugin_io does) receives
+ *           it and calls plugin_vm_kvm_ops' vcpu_resume, which hands the
+ *           byte back to the waiting vCPU thread;
  *   device  device_proxy_read() on a serial device devmgr created and
  *           jailed (CreateDevice), the request the launcher's pio callback
  *           sends.
- * The ops record nothing but one timestamp: the only work in them is the
- * hand-back to the waiting vCPU thread (mutex + condition variable), which
- * stands in for the launcher's own (its plugin VM is not written yet). */
+ * The server runs with plugin_vm_kvm_ops except for the ops that need a
+ * real KVM fd (see nokvm_ops below). */
 
 /* _GNU_SOURCE comes from the command line, as in the meson build. */
 #include <dirent.h>
@@ -32,17 +35,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "device-proxy.h"
 #include "log.h"
 #include "plugin-server.h"
+#include "plugin-vm.h"
+#include "vcpu.h"
 
 #define DEVMGR "org.polyvm.DeviceManager1"
 #define DEVMGR_PATH "/org/polyvm/DeviceManager1"
@@ -410,132 +417,140 @@ static void device_bench_stop(struct device_bench *b) {
         free(b->object);
 }
 
-/* ---- (a) the plugin through the launcher's plugin server ---- */
+/* ---- (a) the plugin through the launcher's plugin VM code ---- */
+
+/* The launcher's plugin_vm_kvm_ops, but with the ops the minimal example
+ * reaches at its start that need a real KVM fd returning 0 and doing
+ * nothing (there is no VM fd and no vCPU fd here):
+ *   add_memory      its CREATE_MEMORY (mmap + KVM_SET_USER_MEMORY_REGION),
+ *   remove_memory   the same region removed by plugin_server_free() (the
+ *                   real op would not know it: add_memory kept nothing),
+ *   vcpu_get_sregs, vcpu_set_sregs, vcpu_set_regs
+ *                   its INIT handler (KVM_GET_SREGS, KVM_SET_SREGS,
+ *                   KVM_SET_REGS on the vCPU fd).
+ * Everything else is the launcher's as is, reserve_range and vcpu_resume
+ * included; get_features too (CREATE_MEMORY asks it; its two
+ * KVM_CHECK_EXTENSION ioctls on VM fd -1 fail with EBADF and count as
+ * absent). vcpu_resume is wrapped only to take one timestamp. */
+static int nokvm_add_memory(void *ud, uint32_t id, const struct plugin_memory *m, int memfd) {
+        return 0;
+}
+
+static int nokvm_remove_memory(void *ud, uint32_t id, const struct plugin_memory *m) {
+        return 0;
+}
+
+static int nokvm_get_sregs(void *ud, unsigned cpu, struct kvm_sregs *ret) {
+        return 0; /* the server has zeroed *ret */
+}
+
+static int nokvm_set_sregs(void *ud, unsigned cpu, const struct kvm_sregs *sregs) {
+        return 0;
+}
+
+static int nokvm_set_regs(void *ud, unsigned cpu, const struct kvm_regs *regs) {
+        return 0;
+}
+
+/* When the server's loop thread called vcpu_resume; read by the vCPU thread
+ * once plugin_vm_io returns (ordered by the op's own mutex). */
+static _Atomic uint64_t t_resume_op;
+
+static int timed_vcpu_resume(void *ud, unsigned cpu, const uint8_t *data, uint32_t len) {
+        atomic_store_explicit(&t_resume_op, now_ns(), memory_order_relaxed);
+        return plugin_vm_kvm_ops.vcpu_resume(ud, cpu, data, len);
+}
+
+static struct plugin_vm_ops nokvm_ops(void) {
+        struct plugin_vm_ops o = plugin_vm_kvm_ops;
+
+        o.add_memory = nokvm_add_memory;
+        o.remove_memory = nokvm_remove_memory;
+        o.vcpu_get_sregs = nokvm_get_sregs;
+        o.vcpu_set_sregs = nokvm_set_sregs;
+        o.vcpu_set_regs = nokvm_set_regs;
+        o.vcpu_resume = timed_vcpu_resume;
+        return o;
+}
 
 struct plugin_bench {
+        struct kvm_vm kvm; /* no KVM: both fds -1, no irqchip (as the example's config asks) */
+        struct plugin_vm_ops ops;
+        struct plugin_vm *pvm;
         struct plugin_server *server;
         char *object;
         pid_t pid;
-        pthread_t loop;
-        atomic_bool stop, reserved;
+        pthread_t loop, watchdog;
         atomic_int loop_result;
-        /* The hand-back from the server's thread to the vCPU thread. */
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        bool resumed;
-        uint32_t len;
-        uint8_t data[8];
-        uint64_t t_op; /* when the server called vcpu_resume */
+        /* The vCPU thread's stop for the plugin began then (ns), 0: none.
+         * plugin_vm_io waits without a timeout, as in the launcher; the
+         * watchdog gives up after 5 s instead. */
+        _Atomic uint64_t waiting_since;
         uint64_t *handback;
 };
 
-static int op_ok_memory(void *ud, uint32_t id, const struct plugin_memory *m, int memfd) {
+/* The launcher's main loop as far as the plugin is concerned: vm.c's
+ * on_plugin_io; a hang-up (or any error here) stops the plugin VM, which
+ * wakes a vCPU thread waiting for the plugin, as vm_release_plugin does. */
+static int on_plugin_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct plugin_bench *b = userdata;
+        int r = plugin_server_process(b->server, 0);
+
+        if (r < 0) {
+                atomic_store(&b->loop_result, r);
+                plugin_vm_stop(b->pvm);
+                return sd_event_exit(sd_event_source_get_event(s), 0);
+        }
         return 0;
 }
 
-static int op_ok_remove_memory(void *ud, uint32_t id, const struct plugin_memory *m) {
-        return 0;
-}
-
-static int op_reserve(void *ud, const struct plugin_range *r) {
-        struct plugin_bench *b = ud;
-
-        atomic_store(&b->reserved, true);
-        return 0;
-}
-
-static int op_unreserve(void *ud, const struct plugin_range *r) {
-        return 0;
-}
-
-static uint64_t op_features(void *ud) {
-        return PLUGIN_FEATURE_MEMORY;
-}
-
-static int op_get_sregs(void *ud, unsigned cpu, struct kvm_sregs *ret) {
-        return 0; /* the server has zeroed it */
-}
-
-static int op_set_sregs(void *ud, unsigned cpu, const struct kvm_sregs *sregs) {
-        return 0;
-}
-
-static int op_set_regs(void *ud, unsigned cpu, const struct kvm_regs *regs) {
-        return 0;
-}
-
-static int op_resume(void *ud, unsigned cpu, const uint8_t *data, uint32_t len) {
-        struct plugin_bench *b = ud;
-
-        pthread_mutex_lock(&b->lock);
-        b->t_op = now_ns();
-        memcpy(b->data, data, len);
-        b->len = len;
-        b->resumed = true;
-        pthread_cond_signal(&b->cond);
-        pthread_mutex_unlock(&b->lock);
-        return 0;
-}
-
-static const struct plugin_vm_ops bench_ops = {
-        .add_memory = op_ok_memory,
-        .remove_memory = op_ok_remove_memory,
-        .reserve_range = op_reserve,
-        .unreserve_range = op_unreserve,
-        .get_features = op_features,
-        .vcpu_get_sregs = op_get_sregs,
-        .vcpu_set_sregs = op_set_sregs,
-        .vcpu_set_regs = op_set_regs,
-        .vcpu_resume = op_resume,
-};
-
-/* The launcher's main loop, as far as the plugin is concerned. */
 static void *plugin_loop(void *arg) {
         struct plugin_bench *b = arg;
+        sd_event *e = NULL;
+        int r;
 
-        while (!atomic_load(&b->stop)) {
-                int r = plugin_server_process(b->server, 100);
-                if (r < 0) {
-                        atomic_store(&b->loop_result, r);
-                        break;
-                }
-        }
+        r = sd_event_new(&e);
+        if (r >= 0)
+                r = sd_event_add_io(e, NULL, plugin_server_fd(b->server), EPOLLIN, on_plugin_io, b);
+        if (r >= 0)
+                r = sd_event_loop(e);
+        if (r < 0)
+                die("the plugin server's loop: %s", strerror(-r));
+        sd_event_unref(e);
         return NULL;
 }
 
-/* vCPU thread: stop for the plugin with ev, wait for vcpu_resume. */
-static void plugin_stop_vcpu(struct plugin_bench *b, const struct plugin_event *ev) {
-        struct timespec deadline;
-        int r;
+static void *plugin_watchdog(void *arg) {
+        struct plugin_bench *b = arg;
 
-        r = plugin_server_vcpu_event(b->server, 0, ev);
-        if (r < 0)
-                die("plugin_server_vcpu_event: %s", strerror(-r));
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += 5;
-        pthread_mutex_lock(&b->lock);
-        while (!b->resumed)
-                if (pthread_cond_timedwait(&b->cond, &b->lock, &deadline) == ETIMEDOUT)
+        for (;;) {
+                uint64_t since = atomic_load(&b->waiting_since);
+
+                if (since != 0 && now_ns() - since > 5000000000ull)
                         die("the plugin did not resume the vCPU within 5 s (devmgr log: %s)", devmgr_log);
-        b->resumed = false;
-        pthread_mutex_unlock(&b->lock);
+                usleep(500 * 1000);
+        }
+        return NULL;
 }
 
 static void plugin_bench_start(struct plugin_bench *b) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *m = NULL, *reply = NULL;
-        const struct plugin_event init = { .kind = PLUGIN_EVENT_INIT };
         char rel[4096], exe[PATH_MAX];
         const char *object;
         char *none[] = { NULL };
         uint32_t pid;
-        int fd, r;
+        int fd, r, v;
 
-        pthread_mutex_init(&b->lock, NULL);
-        pthread_cond_init(&b->cond, NULL);
-        r = plugin_server_new(&bench_ops, b, 1, &b->server, &fd);
+        b->kvm = (struct kvm_vm) { .kvm_fd = -1, .vm_fd = -1 };
+        b->ops = nokvm_ops();
+        r = plugin_vm_new(&b->kvm, 1, &b->pvm);
+        if (r < 0)
+                die("plugin_vm_new: %s", strerror(-r));
+        r = plugin_server_new(&b->ops, b->pvm, 1, &b->server, &fd);
         if (r < 0)
                 die("plugin_server_new: %s", strerror(-r));
+        plugin_vm_set_server(b->pvm, b->server);
 
         /* devmgr wants an absolute path. */
         snprintf(rel, sizeof(rel), "%s/plugins/polyvm-plugin-minimal", build);
@@ -556,30 +571,37 @@ static void plugin_bench_start(struct plugin_bench *b) {
         sd_bus_message_unref(reply);
         close(fd); /* devmgr and the plugin have theirs */
 
-        if (pthread_create(&b->loop, NULL, plugin_loop, b) != 0)
+        if (pthread_create(&b->loop, NULL, plugin_loop, b) != 0 ||
+            pthread_create(&b->watchdog, NULL, plugin_watchdog, b) != 0)
                 die("pthread_create");
-        /* Memory created and the port reserved: it waits for INIT now. */
-        for (int i = 0; !atomic_load(&b->reserved); i++) {
-                if (i > 1000)
-                        die("the plugin did not reserve its port (devmgr log: %s)", devmgr_log);
-                usleep(10000);
-        }
-        plugin_stop_vcpu(b, &init); /* it sets the registers and resumes */
+        /* As the launcher's vCPU thread before its first KVM_RUN: INIT. The
+         * example asks for it (WAIT) once its memory and port are set up,
+         * sets the registers and resumes. */
+        atomic_store(&b->waiting_since, now_ns());
+        v = plugin_vm_user_stop(b->pvm, 0, true);
+        atomic_store(&b->waiting_since, 0);
+        if (v != -1)
+                die("plugin_vm_user_stop(INIT): verdict %d, not -1 (run on; devmgr log: %s)", v, devmgr_log);
 }
 
 static void plugin_reads(struct plugin_bench *b, uint64_t *ns, unsigned n, uint64_t *wall) {
-        const struct plugin_event ev = { .kind = PLUGIN_EVENT_IO, .address = PLUGIN_PORT, .size = 1 };
         uint64_t start = now_ns();
 
         for (unsigned i = 0; i < n; i++) {
-                uint64_t t0 = now_ns();
+                uint8_t data = 0;
+                uint64_t t0 = now_ns(), t1;
+                int v;
 
-                plugin_stop_vcpu(b, &ev);
-                ns[i] = now_ns() - t0;
-                b->handback[i] = now_ns() - b->t_op;
-                /* The example answers reads of its port with all ones. */
-                if (b->len != 1 || b->data[0] != 0xff)
-                        die("the plugin answered %u bytes (0x%02x), expected 1 (0xff)", b->len, b->data[0]);
+                atomic_store_explicit(&b->waiting_since, t0, memory_order_relaxed);
+                v = plugin_vm_io(b->pvm, 0, PLUGIN_SPACE_PIO, PLUGIN_PORT, &data, 1, false);
+                t1 = now_ns();
+                ns[i] = t1 - t0;
+                b->handback[i] = t1 - atomic_load_explicit(&t_resume_op, memory_order_relaxed);
+                atomic_store_explicit(&b->waiting_since, 0, memory_order_relaxed);
+                /* -1: run on. The example answers reads of its port with all ones. */
+                if (v != -1 || data != 0xff)
+                        die("plugin_vm_io(PIO read 0x%x): verdict %d, byte 0x%02x (expected -1, 0xff)", PLUGIN_PORT, v,
+                            data);
         }
         *wall = now_ns() - start;
 }
@@ -594,7 +616,7 @@ static void bench_plugin(struct plugin_bench *b, int vcpu_cpu, int loop_cpu, int
         plugin_reads(b, ns, WARMUP, &wall);
         cpu_times_read(&series_start);
         plugin_reads(b, ns, n_reads, &wall);
-        record("plugin (minimal example, jailed), plugin-server", placement, ns, n_reads, wall);
+        record("plugin (minimal example, jailed), plugin-vm", placement, ns, n_reads, wall);
         qsort(b->handback, n_reads, sizeof(*b->handback), cmp_u64);
         results[n_results - 1].has_handback = true;
         results[n_results - 1].handback_p50 = (double) b->handback[n_reads / 2] / 1e3;
@@ -602,14 +624,21 @@ static void bench_plugin(struct plugin_bench *b, int vcpu_cpu, int loop_cpu, int
 }
 
 static void plugin_bench_stop(struct plugin_bench *b) {
-        const struct plugin_event hlt = { .kind = PLUGIN_EVENT_HLT };
         char *state = NULL, *reason = NULL;
-        int r;
+        int v;
 
-        /* HLT ends the example's loop: it exits 0 and its main socket hangs up. */
-        r = plugin_server_vcpu_event(b->server, 0, &hlt);
-        if (r < 0)
-                die("plugin_server_vcpu_event(HLT): %s", strerror(-r));
+        /* A guest hlt without irqchip, as the launcher's vCPU thread reports
+         * it: the example ends its loop and exits 0 without resuming, its
+         * main socket hangs up, the loop thread stops the plugin VM and this
+         * stop ends the vCPU's run. */
+        atomic_store(&b->waiting_since, now_ns());
+        v = plugin_vm_halt(b->pvm, 0, false);
+        atomic_store(&b->waiting_since, 0);
+        if (v != VCPU_EXIT_HALTED)
+                die("plugin_vm_halt: verdict %d, not VCPU_EXIT_HALTED", v);
+        pthread_join(b->loop, NULL);
+        if (atomic_load(&b->loop_result) != -ECONNRESET)
+                die("the plugin's main socket did not hang up (%d)", atomic_load(&b->loop_result));
         for (int i = 0;; i++) {
                 free(state);
                 state = device_string(b->object, "State");
@@ -622,12 +651,10 @@ static void plugin_bench_stop(struct plugin_bench *b) {
         reason = device_string(b->object, "ExitReason");
         if (strcmp(state, "exited") != 0)
                 die("the plugin ended %s: %s", state, reason);
-        atomic_store(&b->stop, true);
-        pthread_join(b->loop, NULL);
-        if (atomic_load(&b->loop_result) != -ECONNRESET)
-                die("the plugin's main socket did not hang up (%d)", atomic_load(&b->loop_result));
         fprintf(stderr, "  plugin %s: %s\n", state, reason);
-        plugin_server_free(b->server);
+        /* As vm_release_kvm: the server removes what the plugin made, then the plugin VM goes. */
+        b->server = plugin_server_free(b->server);
+        b->pvm = plugin_vm_free(b->pvm);
         destroy_device(b->object);
         free(b->object);
         free(state);
@@ -712,7 +739,7 @@ int main(int argc, char **argv) {
         } else {
                 skip("floor: SEQPACKET ping-pong, 2 threads", "cross-CPU (1 CPU online)");
                 skip("device process (serial, jailed), device-proxy", "cross-CPU (1 CPU online)");
-                skip("plugin (minimal example, jailed), plugin-server", "cross-CPU (1 CPU online)");
+                skip("plugin (minimal example, jailed), plugin-vm", "cross-CPU (1 CPU online)");
         }
 
         pin_tid(0, 0);
