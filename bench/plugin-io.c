@@ -558,7 +558,8 @@ static void plugin_bench_start(struct plugin_bench *b) {
                 die("%s: %s", rel, strerror(errno));
         if (sd_bus_message_new_method_call(bus, &m, DEVMGR, DEVMGR_PATH, DEVMGR, "CreatePlugin") < 0 ||
             sd_bus_message_append(m, "ss", "bench", exe) < 0 || sd_bus_message_append_strv(m, none) < 0 ||
-            sd_bus_message_append(m, "h", fd) < 0 || sd_bus_message_append_strv(m, none) < 0)
+            sd_bus_message_append(m, "h", fd) < 0 || sd_bus_message_append_strv(m, none) < 0 ||
+            sd_bus_message_append(m, "ah", 0) < 0)
                 die("CreatePlugin: cannot build the call");
         r = sd_bus_call(bus, m, 10 * 1000 * 1000, &error, &reply);
         if (r < 0)

@@ -15,6 +15,14 @@
  * number is in the environment variable POLYVM_PLUGIN_FD;
  * polyvm_plugin_connect() picks it up.
  *
+ * Files: the VM config's "plugin": {"files": [...]} are opened read-only by
+ * the launcher and inherited by the plugin as fds 4, 5, ... in the order
+ * the config lists them (fd 3 is the main socket); POLYVM_PLUGIN_FILES
+ * holds their numbers, comma-separated ("4,5"), and is unset when there
+ * are none. Each is a regular file the plugin may read (pread, fstat,
+ * mmap without PROT_WRITE) but not write; the config's "args" name them as
+ * the plugin expects, e.g. "fd:4". No other fd is open but 0..2.
+ *
  * Conventions: every call returns 0 or a negative errno (-EINVAL for
  * arguments the protocol cannot carry, -ECONNRESET when the launcher is
  * gone, or the launcher's own error, e.g. -ENOENT for an unknown id, -EBUSY
@@ -37,6 +45,8 @@ extern "C" {
 
 /* The environment variable that holds the main socket's fd number. */
 #define POLYVM_PLUGIN_FD_ENV "POLYVM_PLUGIN_FD"
+/* The environment variable that lists the inherited files' fd numbers. */
+#define POLYVM_PLUGIN_FILES_ENV "POLYVM_PLUGIN_FILES"
 
 /* A connection of the plugin's to the launcher (main socket or an extra one). */
 struct polyvm_plugin;

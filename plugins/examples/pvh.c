@@ -7,7 +7,9 @@
  *               "args": ["/usr/share/polyvm/polyvm-testguest.elf", "256",
  *                        "--type=cpus", "--type=poweroff"]}, "vcpus": 2}
  * ELF is a path the plugin can open in its jail (under /usr), or fd:N for
- * an fd it inherited. It exits 0 when the guest powers off. */
+ * an fd it inherited: an ELF anywhere else comes through the config's
+ * "files": ["/var/lib/.../guest.elf"] as "fd:4". It exits 0 when the guest
+ * powers off. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>

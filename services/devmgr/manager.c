@@ -677,6 +677,30 @@ static void strv_freep(char ***p) {
         free(*p);
 }
 
+/* CreatePlugin's "ah files": the fds stay the message's. More than
+ * PLUGIN_FILES_MAX is refused here, before anything is looked at. */
+static int plugin_read_files(sd_bus_message *msg, int *files, size_t *ret_n, sd_bus_error *error) {
+        size_t n = 0;
+        int fd, r;
+
+        r = sd_bus_message_enter_container(msg, 'a', "h");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read_basic(msg, 'h', &fd)) > 0) {
+                if (n >= PLUGIN_FILES_MAX)
+                        return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS,
+                                                 "files: more than %d fds (the limit)", PLUGIN_FILES_MAX);
+                files[n++] = fd;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+        *ret_n = n;
+        return 0;
+}
+
 static int method_create_plugin(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         struct manager *m = userdata;
         _cleanup_(seccomp_policy_done) struct seccomp_policy policy = {};
@@ -688,7 +712,8 @@ static int method_create_plugin(sd_bus_message *msg, void *userdata, sd_bus_erro
         struct device_process proc;
         struct jail_config jail;
         char err[512], name[64];
-        int sock, r;
+        int sock, files[PLUGIN_FILES_MAX], r;
+        size_t n_files = 0;
 
         r = sd_bus_message_read(msg, "ss", &vm, &path);
         if (r >= 0)
@@ -697,6 +722,8 @@ static int method_create_plugin(sd_bus_message *msg, void *userdata, sd_bus_erro
                 r = sd_bus_message_read(msg, "h", &sock);
         if (r >= 0)
                 r = sd_bus_message_read_strv(msg, &extra);
+        if (r >= 0)
+                r = plugin_read_files(msg, files, &n_files, error);
         if (r < 0)
                 return r;
 
@@ -704,6 +731,7 @@ static int method_create_plugin(sd_bus_message *msg, void *userdata, sd_bus_erro
                 return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS,
                                          "vm: '%s' is not a VM name (1..64 printable characters, no '/')", vm);
         if (plugin_check_args(args, err, sizeof(err)) < 0 || plugin_check_socket(sock, err, sizeof(err)) < 0 ||
+            plugin_check_files(files, n_files, err, sizeof(err)) < 0 ||
             plugin_open_executable(path, &exe, err, sizeof(err)) < 0)
                 return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_ARGS, "%s", err);
 
@@ -732,14 +760,14 @@ static int method_create_plugin(sd_bus_message *msg, void *userdata, sd_bus_erro
                 .rlimit_fsize = RLIM_INFINITY,
         };
         snprintf(name, sizeof(name), "plugin#%u", m->next_id);
-        r = plugin_spawn(exe, path, args, sock, &policy, &jail, name, &proc);
+        r = plugin_spawn(exe, path, args, sock, files, n_files, &policy, &jail, name, &proc);
         if (r < 0)
                 return bus_error_from_errno(error, r, "Failed to start the plugin process");
         r = manager_register_process(m, msg, &plugin_kind, vm, &proc, &policy_path, &d, error);
         if (r < 0)
                 return r;
-        log_info("Created %s: plugin %s for %s, pid %d, uid %u, namespaces %s.", d->path, path, vm, (int) d->pid,
-                 (unsigned) jail.host_uid, jail_namespaces_string(d->userns));
+        log_info("Created %s: plugin %s for %s, pid %d, uid %u, namespaces %s, %zu files.", d->path, path, vm,
+                 (int) d->pid, (unsigned) jail.host_uid, jail_namespaces_string(d->userns), n_files);
         return sd_bus_reply_method_return(msg, "ou", d->path, (uint32_t) d->pid);
 }
 
@@ -824,7 +852,8 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("ListDevices", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ossu)", devices),
                                 method_list_devices, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CreatePlugin",
-                                SD_BUS_ARGS("s", vm, "s", path, "as", args, "h", socket, "as", extra_syscalls),
+                                SD_BUS_ARGS("s", vm, "s", path, "as", args, "h", socket, "as", extra_syscalls,
+                                            "ah", files),
                                 SD_BUS_RESULT("o", device, "u", pid),
                                 method_create_plugin, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("StopPlugin", SD_BUS_ARGS("o", device, "t", grace_usec),

@@ -113,6 +113,40 @@ int plugin_check_socket(int fd, char *err, size_t errlen) {
         return 0;
 }
 
+int plugin_check_files(const int *fds, size_t n, char *err, size_t errlen) {
+        if (n > PLUGIN_FILES_MAX) {
+                snprintf(err, errlen, "files: %zu fds is more than the limit of %d", n, PLUGIN_FILES_MAX);
+                return -E2BIG;
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct stat st;
+                int flags;
+
+                flags = fcntl(fds[i], F_GETFL);
+                if (flags < 0 || fstat(fds[i], &st) < 0) {
+                        int r = -errno;
+                        snprintf(err, errlen, "files[%zu]: cannot inspect the fd: %s", i, strerror(errno));
+                        return r;
+                }
+                if (!S_ISREG(st.st_mode)) {
+                        snprintf(err, errlen, "files[%zu]: must be a regular file, not %s", i,
+                                 S_ISDIR(st.st_mode) ? "a directory" :
+                                 S_ISSOCK(st.st_mode) ? "a socket" :
+                                 S_ISFIFO(st.st_mode) ? "a pipe" :
+                                 S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a special file");
+                        return -EINVAL;
+                }
+                /* O_PATH reads as O_RDONLY but cannot be read: refuse it
+                 * here rather than have the plugin fail on it later. */
+                if ((flags & O_PATH) || (flags & O_ACCMODE) != O_RDONLY) {
+                        snprintf(err, errlen, "files[%zu]: must be opened read-only (its flags are 0%o): a plugin "
+                                 "gets no file it could write", i, (unsigned) flags);
+                        return -EACCES;
+                }
+        }
+        return 0;
+}
+
 bool plugin_syscall_denied(const char *name) {
         int nr = seccomp_syscall_resolve_name(name);
 

@@ -7,9 +7,13 @@
  * read-only in its root for its loader and libraries, then its seccomp
  * policy (seccomp/plugin.policy plus the config's checked extras), then
  * exec'd through the fd devmgr opened: nothing is resolved by path inside
- * the jail. Its environment is POLYVM_PLUGIN_FD=3 and nothing else; fd 3
- * is its main socket, stdin is /dev/null, stdout and stderr go to devmgr's
- * log. */
+ * the jail. fd 3 is its main socket, fds 4, 5, ... the files the caller
+ * passed (read-only, in order), stdin is /dev/null, stdout and stderr go
+ * to devmgr's log; every other fd is closed. Its environment is
+ * POLYVM_PLUGIN_FD=3 and, with files, POLYVM_PLUGIN_FILES=4,5,...; nothing
+ * else. */
+
+#include <stddef.h>
 
 #include "device-spawn.h"
 #include "jail.h"
@@ -22,8 +26,10 @@
 #define PLUGIN_NPROC 128
 
 /* Starts path's executable (exe_fd, from plugin_open_executable()) with
- * argv[0] = path and args, its main socket sock (dup'd; the caller keeps
- * its own), under policy and jail (jail->system_dirs is set here). ret->endpoint
- * is -1: the plugin's other end is the caller's. */
-int plugin_spawn(int exe_fd, const char *path, char *const *args, int sock, const struct seccomp_policy *policy,
-                 const struct jail_config *jail, const char *name, struct device_process *ret);
+ * argv[0] = path and args, its main socket sock and n_files files (checked
+ * by plugin_check_files(); the child gets copies, the caller keeps its
+ * own), under policy and jail (jail->system_dirs is set here).
+ * ret->endpoint is -1: the plugin's other end is the caller's. */
+int plugin_spawn(int exe_fd, const char *path, char *const *args, int sock, const int *files, size_t n_files,
+                 const struct seccomp_policy *policy, const struct jail_config *jail, const char *name,
+                 struct device_process *ret);

@@ -29,6 +29,7 @@ void vm_config_done(struct vm_config *c) {
         free(c->plugin.path);
         strv_free(c->plugin.args);
         strv_free(c->plugin.extra_syscalls);
+        strv_free(c->plugin.files);
         free(c->console);
         free(c->kernel);
         free(c->initrd);
@@ -176,9 +177,29 @@ static int parse_strv(json_object *array, const char *where, size_t max, size_t 
         return 0;
 }
 
-/* "plugin": {"path", "args", "extra_syscalls", "irqchip"}. */
+/* "plugin.files": absolute, distinct paths. Whether each is a readable
+ * regular file is checked when the launcher opens it (CreateVm, Start). */
+static int check_plugin_files(const struct plugin_config *p, char *err, size_t errlen) {
+        for (size_t i = 0; i < p->n_files; i++) {
+                if (p->files[i][0] != '/') {
+                        snprintf(err, errlen, "config.plugin.files[%zu]: \"%s\" must be an absolute path", i,
+                                 p->files[i]);
+                        return -EINVAL;
+                }
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(p->files[i], p->files[j]) == 0) {
+                                snprintf(err, errlen,
+                                         "config.plugin.files[%zu]: \"%s\" is already files[%zu] (each file once)",
+                                         i, p->files[i], j);
+                                return -EINVAL;
+                        }
+        }
+        return 0;
+}
+
+/* "plugin": {"path", "args", "extra_syscalls", "files", "irqchip"}. */
 static int parse_plugin(json_object *obj, struct plugin_config *p, char *err, size_t errlen) {
-        _cleanup_(json_object_putp) json_object *args = NULL, *extra = NULL;
+        _cleanup_(json_object_putp) json_object *args = NULL, *extra = NULL, *files = NULL;
         json_object *path_obj;
         bool irqchip = true;
         int r;
@@ -187,6 +208,7 @@ static int parse_plugin(json_object *obj, struct plugin_config *p, char *err, si
                 { "path", JSON_FIELD_STRING, true, &p->path },
                 { "args", JSON_FIELD_ARRAY, false, &args },
                 { "extra_syscalls", JSON_FIELD_ARRAY, false, &extra },
+                { "files", JSON_FIELD_ARRAY, false, &files },
                 { "irqchip", JSON_FIELD_BOOL, false, &irqchip },
         };
 
@@ -217,6 +239,13 @@ static int parse_plugin(json_object *obj, struct plugin_config *p, char *err, si
                         snprintf(err, errlen, "config.plugin.extra_syscalls[%zu]: must be a system call name, not \"\"", i);
                         return -EINVAL;
                 }
+        r = parse_strv(files, "config.plugin.files", CONFIG_PLUGIN_MAX_FILES, CONFIG_PLUGIN_MAX_FILE_BYTES, &p->files,
+                       &p->n_files, err, errlen);
+        if (r < 0)
+                return r;
+        r = check_plugin_files(p, err, errlen);
+        if (r < 0)
+                return r;
         p->irqchip = irqchip;
         return 0;
 }

@@ -40,6 +40,11 @@ extern const char *const vm_config_default_devices[CONFIG_N_DEFAULT_DEVICES];
 #define CONFIG_PLUGIN_MAX_ARGS 64
 #define CONFIG_PLUGIN_MAX_ARG_BYTES 4096
 #define CONFIG_PLUGIN_MAX_EXTRA_SYSCALLS 64
+/* Files the launcher opens for the plugin (its fds 4, 5, ...): devmgr's
+ * CreatePlugin takes at most 15, with the socket the 16 fds dbus-daemon
+ * lets one message carry. */
+#define CONFIG_PLUGIN_MAX_FILES 15
+#define CONFIG_PLUGIN_MAX_FILE_BYTES 4095 /* PATH_MAX - 1 */
 
 struct plugin_config {
         char *path;            /* absolute; NULL: not a plugin VM */
@@ -47,6 +52,11 @@ struct plugin_config {
         size_t n_args;
         char **extra_syscalls; /* n_extra_syscalls names and a NULL, for devmgr's CreatePlugin */
         size_t n_extra_syscalls;
+        /* Absolute paths, distinct, n_files and a NULL: opened read-only by
+         * the launcher at CreateVm (checked) and Start (passed to the plugin
+         * as fds 4, 5, ... in this order). */
+        char **files;
+        size_t n_files;
         /* KVM's in-kernel irqchip (LAPIC, IOAPIC, PIC, PIT), default true:
          * needed for irq events. Without it a guest hlt reaches the plugin
          * as a HLT event (with it, hlt waits in KVM for an interrupt). */

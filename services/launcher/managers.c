@@ -102,7 +102,8 @@ int devmgr_destroy_device(sd_bus *bus, const char *object) {
 }
 
 int devmgr_create_plugin(sd_bus *bus, const char *vm, const char *path, char **args, int socket,
-                         char **extra_syscalls, char **ret_object, pid_t *ret_pid, sd_bus_error *error) {
+                         char **extra_syscalls, const int *files, size_t n_files, char **ret_object, pid_t *ret_pid,
+                         sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         const char *object;
         uint32_t pid;
@@ -117,6 +118,12 @@ int devmgr_create_plugin(sd_bus *bus, const char *vm, const char *path, char **a
                 r = sd_bus_message_append(m, "h", socket);
         if (r >= 0)
                 r = sd_bus_message_append_strv(m, extra_syscalls);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "h");
+        for (size_t i = 0; r >= 0 && i < n_files; i++)
+                r = sd_bus_message_append_basic(m, 'h', &files[i]); /* sd-bus sends a copy */
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Failed to build CreatePlugin: %s", strerror(-r));
         r = sd_bus_call(bus, m, 0, error, &reply);

@@ -5,6 +5,7 @@
  * passed on unchanged in error, so the caller of CreateVm sees the real
  * reason (e.g. org.polyvm.Error.InvalidConfig naming a device field). */
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
@@ -20,9 +21,12 @@ int devmgr_create_device(sd_bus *bus, const char *vm, const char *kind, const ch
 int devmgr_destroy_device(sd_bus *bus, const char *object);
 
 /* CreatePlugin (docs/devmgr.md): the plugin runs jailed with socket as its
- * POLYVM_PLUGIN_FD. args and extra_syscalls are NULL-terminated (NULL: none). */
+ * POLYVM_PLUGIN_FD and the n_files fds of files (read-only regular files)
+ * as its fds 4, 5, ...; the caller keeps its own. args and extra_syscalls
+ * are NULL-terminated (NULL: none). */
 int devmgr_create_plugin(sd_bus *bus, const char *vm, const char *path, char **args, int socket,
-                         char **extra_syscalls, char **ret_object, pid_t *ret_pid, sd_bus_error *error);
+                         char **extra_syscalls, const int *files, size_t n_files, char **ret_object, pid_t *ret_pid,
+                         sd_bus_error *error);
 /* StopPlugin: SIGTERM, grace_usec, SIGKILL; answers once it is gone with
  * its ExitReason (*ret_exit_reason, malloc'd). */
 int devmgr_stop_plugin(sd_bus *bus, const char *object, uint64_t grace_usec, char **ret_exit_reason);

@@ -9,6 +9,7 @@
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -584,6 +585,48 @@ static int vm_pick_cid(struct launcher *l, uint32_t wanted, uint32_t *ret, sd_bu
         return 0;
 }
 
+/* config.plugin.files, opened for the plugin as the kernel is for other
+ * VMs: read-only, not through a symbolic link in the last component, and
+ * checked through the fd to be a regular file (O_NONBLOCK until then, so a
+ * FIFO cannot hang us). fds[] gets pc->n_files fds; on failure none are
+ * left open and err names config.plugin.files[i]. */
+static void plugin_files_close(int *fds, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                fds[i] = safe_close(fds[i]);
+}
+
+static int plugin_files_open(const struct plugin_config *pc, int *fds, char *err, size_t errlen) {
+        for (size_t i = 0; i < pc->n_files; i++)
+                fds[i] = -1;
+        for (size_t i = 0; i < pc->n_files; i++) {
+                const char *path = pc->files[i];
+                struct stat st;
+                int r;
+
+                fds[i] = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+                if (fds[i] < 0 || fstat(fds[i], &st) < 0) {
+                        r = negative_errno();
+                        snprintf(err, errlen, "config.plugin.files[%zu]: %s: %s%s", i, path, strerror(-r),
+                                 r == -ELOOP ? " (a symbolic link: name the file itself)" : "");
+                        plugin_files_close(fds, i + 1);
+                        return r;
+                }
+                if (!S_ISREG(st.st_mode)) {
+                        snprintf(err, errlen, "config.plugin.files[%zu]: %s is %s, not a regular file", i, path,
+                                 S_ISDIR(st.st_mode) ? "a directory" : "a special file");
+                        plugin_files_close(fds, i + 1);
+                        return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+                }
+                if (fcntl(fds[i], F_SETFL, 0) < 0) {
+                        r = negative_errno();
+                        snprintf(err, errlen, "config.plugin.files[%zu]: %s: %s", i, path, strerror(-r));
+                        plugin_files_close(fds, i + 1);
+                        return r;
+                }
+        }
+        return 0;
+}
+
 int vm_create(struct launcher *l, const char *name, const char *config_text, uint32_t cid, sd_bus_error *error,
               struct vm **ret) {
         struct vm *vm;
@@ -627,7 +670,15 @@ int vm_create(struct launcher *l, const char *name, const char *config_text, uin
                 r = sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err);
                 goto fail;
         }
-        r = vm_config_is_plugin(&vm->config) ? 0 : loader_check(&vm->config, &format, err, sizeof(err));
+        if (vm_config_is_plugin(&vm->config)) {
+                /* Start opens them again: this only says early what is wrong. */
+                int files[CONFIG_PLUGIN_MAX_FILES];
+
+                r = plugin_files_open(&vm->config.plugin, files, err, sizeof(err));
+                if (r >= 0)
+                        plugin_files_close(files, vm->config.plugin.n_files);
+        } else
+                r = loader_check(&vm->config, &format, err, sizeof(err));
         if (r < 0) {
                 r = sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err);
                 goto fail;
@@ -759,7 +810,7 @@ static int on_plugin_properties(sd_bus_message *m, void *userdata, sd_bus_error 
 /* Start of a plugin VM: KVM (with or without irqchip, our RAM if any),
  * the server, the vCPUs (reset state; each reports INIT before it runs),
  * then the plugin through devmgr on the other end of the main socket. */
-static int vm_start_plugin(struct vm *vm, sd_bus_error *error) {
+static int vm_start_plugin_with(struct vm *vm, const int *files, sd_bus_error *error) {
         const struct plugin_config *pc = &vm->config.plugin;
         _cleanup_close_ int plugin_fd = -1;
         char err[512];
@@ -809,7 +860,7 @@ static int vm_start_plugin(struct vm *vm, sd_bus_error *error) {
                 goto fail;
         }
         r = devmgr_create_plugin(vm->launcher->bus, vm->name, pc->path, pc->args, plugin_fd, pc->extra_syscalls,
-                                 &vm->plugin_object, &pid, error);
+                                 files, pc->n_files, &vm->plugin_object, &pid, error);
         if (r < 0)
                 goto fail;
         plugin_fd = safe_close(plugin_fd); /* the plugin's now */
@@ -840,6 +891,22 @@ static int vm_start_plugin(struct vm *vm, sd_bus_error *error) {
 
 fail:
         vm_release_kvm(vm);
+        return r;
+}
+
+static int vm_start_plugin(struct vm *vm, sd_bus_error *error) {
+        const struct plugin_config *pc = &vm->config.plugin;
+        int files[CONFIG_PLUGIN_MAX_FILES];
+        char err[512];
+        int r;
+
+        /* Before KVM: a file gone since CreateVm is the config's fault.
+         * devmgr's plugin gets copies; ours are closed here in every case. */
+        r = plugin_files_open(pc, files, err, sizeof(err));
+        if (r < 0)
+                return sd_bus_error_setf(error, POLYVM_ERROR_INVALID_CONFIG, "%s", err);
+        r = vm_start_plugin_with(vm, files, error);
+        plugin_files_close(files, pc->n_files);
         return r;
 }
 

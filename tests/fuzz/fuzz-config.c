@@ -33,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         abort(); /* a refusal must say why */
         } else {
                 if (c.vcpus < 1 || c.vcpus > CONFIG_MAX_VCPUS || c.memory_bytes > HOST_MEMORY ||
-                    c.n_devices > CONFIG_MAX_DEVICES || (!vm_config_is_plugin(&c) && !c.kernel) ||
+                    c.n_devices > CONFIG_MAX_DEVICES || c.plugin.n_files > CONFIG_PLUGIN_MAX_FILES ||
+                    c.plugin.n_args > CONFIG_PLUGIN_MAX_ARGS || (!vm_config_is_plugin(&c) && !c.kernel) ||
                     (vm_config_is_plugin(&c) && (c.kernel || c.n_devices || c.console)))
                         abort();
                 err[0] = 0;

@@ -1,23 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The PVH example plugin end to end through the real launcher, devmgr and
- * KVM: a plugin VM ({"plugin": {"path": polyvm-plugin-pvh, "args": [ELF,
- * MiB, --type=...]}}) boots the test guest's PVH ELF with two vCPUs; the
+ * KVM: a plugin VM ({"plugin": {"path": polyvm-plugin-pvh, "files": [ELF],
+ * "args": ["fd:4", MiB, --type=...]}}) boots the test guest's PVH ELF with two vCPUs; the
  * guest reaches its shell over the plugin's 16550, the plugin types `cpus`
  * and `poweroff` at the prompts, the guest's answers appear in the
  * plugin's stdout (devmgr's log, which this test reads: it starts devmgr
  * itself), and the guest's ACPI power-off ends the plugin with status 0,
- * which stops the VM. The jail sees only /usr, /lib, /lib64: the ELF is
- * put into /usr through an overlay in this test's own mount namespace
- * (needs root), as tests/integration/test-plugin-pvh.c does. Needs
- * /dev/kvm: without it this fails (never a skip). */
-#include <errno.h>
-#include <sched.h>
+ * which stops the VM. The jail sees only /usr, /lib, /lib64: the ELF in
+ * the build tree reaches it as plugin.files[0], which the launcher opens
+ * and the plugin inherits as fd 4. Needs /dev/kvm: without it this fails
+ * (never a skip). */
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,14 +22,12 @@
 #define LAUNCHER_PATH "/org/polyvm/Launcher1"
 #define VM_IFACE "org.polyvm.Vm1"
 #define DEVMGR "org.polyvm.DeviceManager1"
-#define GUEST_ELF "/usr/polyvm-pvh-test/guest.elf"
 
 static struct harness h;
 static GPid devmgr_pid;
 static int devmgr_log = -1;
 static GString *log_text;
 static size_t log_pos;
-static char *overlay_dir;
 
 static void devmgr_start(void) {
         g_autofree char *exe = harness_build_path("services/devmgr/polyvm-devmgr");
@@ -61,39 +54,6 @@ static void devmgr_stop(void) {
         g_string_free(log_text, TRUE);
 }
 
-/* /usr in this mount namespace gains polyvm-pvh-test/guest.elf. */
-static void overlay_setup(void) {
-        g_autofree char *elf = harness_build_path("guest/polyvm-testguest.elf");
-        g_autofree char *sub = NULL, *dst = NULL, *opts = NULL;
-        g_autoptr(GError) error = NULL;
-        g_autofree char *data = NULL;
-        gsize len;
-
-        g_assert_true(g_file_get_contents(elf, &data, &len, &error));
-        g_assert_no_error(error);
-        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-                g_error("a private mount namespace for the overlay on /usr: %s (run as root)", g_strerror(errno));
-        overlay_dir = g_dir_make_tmp("polyvm-pvh-XXXXXX", &error);
-        g_assert_no_error(error);
-        g_assert_cmpint(chmod(overlay_dir, 0755), ==, 0);
-        sub = g_build_filename(overlay_dir, "polyvm-pvh-test", NULL);
-        g_assert_cmpint(mkdir(sub, 0755), ==, 0);
-        dst = g_build_filename(sub, "guest.elf", NULL);
-        g_assert_true(g_file_set_contents(dst, data, (gssize) len, &error));
-        g_assert_no_error(error);
-        opts = g_strdup_printf("lowerdir=%s:/usr", overlay_dir);
-        if (mount("polyvm-pvh-test", "/usr", "overlay", MS_RDONLY, opts) < 0)
-                g_error("overlay on /usr (%s): %s", opts, g_strerror(errno));
-}
-
-static void overlay_teardown(void) {
-        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", overlay_dir);
-
-        (void) umount2("/usr", MNT_DETACH);
-        g_assert_cmpint(system(cmd), ==, 0);
-        g_free(overlay_dir);
-}
-
 static char *vm_path(const char *name) {
         char *path = NULL;
         g_assert_cmpint(sd_bus_path_encode(LAUNCHER_PATH "/vm", name, &path), >=, 0);
@@ -107,11 +67,12 @@ static void expect_log(const char *needle, int timeout_ms) {
 
 static void test_boots_the_test_guest_and_runs_a_shell_command(void) {
         g_autofree char *plugin = harness_build_path("plugins/polyvm-plugin-pvh");
+        g_autofree char *elf = harness_build_path("guest/polyvm-testguest.elf");
         g_autofree char *path = vm_path("pvh");
         g_autofree char *config = g_strdup_printf(
-                "{\"plugin\": {\"path\": \"%s\", \"args\": [\"" GUEST_ELF "\", \"64\", \"--type=cpus\", "
-                "\"--type=poweroff\"]}, \"vcpus\": 2}",
-                plugin);
+                "{\"plugin\": {\"path\": \"%s\", \"files\": [\"%s\"], \"args\": [\"fd:4\", \"64\", "
+                "\"--type=cpus\", \"--type=poweroff\"]}, \"vcpus\": 2}",
+                plugin, elf);
         g_autofree char *err = NULL, *message = NULL, *reason = NULL, *exit_reason = NULL;
 
         err = harness_call_error(&h, LAUNCHER, LAUNCHER_PATH, LAUNCHER, "CreateVm", &message, "ss", "pvh", config);
@@ -154,12 +115,10 @@ int main(int argc, char **argv) {
         }
         g_test_add_func("/plugin-pvh/boots-the-test-guest-and-runs-a-shell-command",
                         test_boots_the_test_guest_and_runs_a_shell_command);
-        overlay_setup();
         harness_start(&h);
         devmgr_start();
         r = g_test_run();
         devmgr_stop();
         harness_stop(&h);
-        overlay_teardown();
         return r;
 }

@@ -9,26 +9,22 @@
  * and reads the serial output from devmgr's log. Broken ELFs end the plugin
  * with status 1 and a message saying why.
  *
- * The jail sees only /usr, /lib and /lib64 of the host, so the test runs in
- * a mount namespace of its own where /usr is an overlay that adds
- * /usr/polyvm-pvh-test/ with its ELFs (devmgr, started by the test,
- * inherits it); a plugin VM outside tests boots the installed
- * /usr/share/polyvm/polyvm-testguest.elf. The ELF as an inherited fd
- * ("fd:N") is tested with the plugin started by the test itself. Needs root
- * (mount namespace). */
+ * The jail sees only /usr, /lib and /lib64 of the host; the ELFs are in a
+ * directory under /tmp that it cannot see, and reach it as CreatePlugin's
+ * files (its fd 4, "fd:4"), as a VM config's "plugin.files" does. A path
+ * the jail cannot open is refused by the plugin itself. The ELF as an
+ * inherited fd is also tested with the plugin started by the test. */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -41,7 +37,6 @@
 #define DEVMGR "org.polyvm.DeviceManager1"
 #define DEVMGR_PATH "/org/polyvm/DeviceManager1"
 #define DEVICE_IFACE "org.polyvm.Device1"
-#define TEST_DIR "/usr/polyvm-pvh-test"
 #define MEMORY_MIB 16
 
 /* What the plugin writes (plugins/examples/pvh-boot.h), as the guest reads it. */
@@ -55,7 +50,7 @@ static GPid devmgr_pid;
 static int devmgr_log = -1;
 static GString *log_text;
 static size_t log_pos;
-static char *overlay_dir;
+static char *elf_dir;
 static GBytes *guest_elf;
 
 static void devmgr_start(void) {
@@ -84,10 +79,9 @@ static void devmgr_stop(void) {
         g_string_free(log_text, TRUE);
 }
 
-/* Makes /usr/polyvm-pvh-test/NAME visible to the jail: files go into the
- * overlay's top layer, written before the overlay is mounted. */
-static void overlay_file(const char *name, const void *data, size_t len) {
-        g_autofree char *path = g_build_filename(overlay_dir, "polyvm-pvh-test", name, NULL);
+/* ELF_DIR/NAME, which only the test (and, through an fd, the plugin) reads. */
+static void elf_file(const char *name, const void *data, size_t len) {
+        g_autofree char *path = g_build_filename(elf_dir, name, NULL);
         g_autoptr(GError) error = NULL;
 
         g_assert_true(g_file_set_contents(path, data, (gssize) len, &error));
@@ -105,9 +99,8 @@ static Elf64_Phdr *elf_phdr(uint8_t *elf, uint32_t type) {
         return NULL;
 }
 
-static void overlay_setup(void) {
+static void elf_files_setup(void) {
         g_autofree char *elf_path = harness_build_path("guest/polyvm-testguest.elf");
-        g_autofree char *opts = NULL, *sub = NULL;
         g_autoptr(GError) error = NULL;
         gsize len;
         char *data;
@@ -118,53 +111,56 @@ static void overlay_setup(void) {
         g_assert_true(g_file_get_contents(elf_path, &data, &len, &error));
         g_assert_no_error(error);
         guest_elf = g_bytes_new_take(data, len);
-
-        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-                g_error("a private mount namespace for the overlay on /usr: %s (run as root)", g_strerror(errno));
-        overlay_dir = g_dir_make_tmp("polyvm-pvh-XXXXXX", &error);
+        elf_dir = g_dir_make_tmp("polyvm-pvh-XXXXXX", &error); /* mode 0700: the jail's uid could not open it */
         g_assert_no_error(error);
-        sub = g_build_filename(overlay_dir, "polyvm-pvh-test", NULL);
-        g_assert_cmpint(mkdir(sub, 0755), ==, 0);
-        g_assert_cmpint(chmod(overlay_dir, 0755), ==, 0);
 
-        overlay_file("guest.elf", data, len);
-        overlay_file("not-an-elf", text, sizeof(text) - 1);
+        elf_file("guest.elf", data, len);
+        elf_file("not-an-elf", text, sizeof(text) - 1);
 
         /* The same ELF with its PVH note's type changed: no entry. */
         copy = g_memdup2(data, len);
         note = memmem(copy, len, xen_note, sizeof(xen_note));
         g_assert_nonnull(note);
         note[8] = 99;
-        overlay_file("no-pvh-note.elf", copy, len);
+        elf_file("no-pvh-note.elf", copy, len);
         g_free(copy);
 
         /* Its first PT_LOAD grown to 1 GiB: beyond the VM's memory. */
         copy = g_memdup2(data, len);
         g_assert_nonnull(elf_phdr(copy, PT_LOAD));
         elf_phdr(copy, PT_LOAD)->p_memsz = 1ull << 30;
-        overlay_file("too-big.elf", copy, len);
+        elf_file("too-big.elf", copy, len);
         g_free(copy);
-
-        opts = g_strdup_printf("lowerdir=%s:/usr", overlay_dir);
-        if (mount("polyvm-pvh-test", "/usr", "overlay", MS_RDONLY, opts) < 0)
-                g_error("overlay on /usr (%s): %s", opts, g_strerror(errno));
 }
 
-static void overlay_teardown(void) {
-        g_autofree char *cmd = NULL;
+static void elf_files_teardown(void) {
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", elf_dir);
 
-        (void) umount2("/usr", MNT_DETACH);
-        cmd = g_strdup_printf("rm -rf '%s'", overlay_dir);
         g_assert_cmpint(system(cmd), ==, 0);
-        g_free(overlay_dir);
+        g_free(elf_dir);
         g_bytes_unref(guest_elf);
 }
 
-static char *create_plugin(const char *const *args, int sock, pid_t *ret_pid) {
+/* NAME in ELF_DIR, opened read-only for CreatePlugin's files; -1 for none. */
+static int elf_open(const char *name) {
+        g_autofree char *path = NULL;
+        int fd;
+
+        if (!name)
+                return -1;
+        path = g_build_filename(elf_dir, name, NULL);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        g_assert_cmpint(fd, >=, 0);
+        return fd;
+}
+
+/* The plugin with args; file (in ELF_DIR, or NULL) as its fd 4. */
+static char *create_plugin(const char *const *args, const char *file, int sock, pid_t *ret_pid) {
         g_autofree char *exe = harness_build_path("plugins/polyvm-plugin-pvh");
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *m = NULL, *reply = NULL;
         const char *none[] = { NULL }, *p;
+        int fd = elf_open(file);
         char *result;
         uint32_t pid;
 
@@ -173,6 +169,10 @@ static char *create_plugin(const char *const *args, int sock, pid_t *ret_pid) {
         g_assert_cmpint(sd_bus_message_append_strv(m, (char **) args), >=, 0);
         g_assert_cmpint(sd_bus_message_append(m, "h", sock), >=, 0);
         g_assert_cmpint(sd_bus_message_append_strv(m, (char **) none), >=, 0);
+        if (fd >= 0)
+                g_assert_cmpint(sd_bus_message_append(m, "ah", 1, fd), >=, 0);
+        else
+                g_assert_cmpint(sd_bus_message_append(m, "ah", 0), >=, 0);
         if (sd_bus_call(h.bus, m, 10 * 1000 * 1000, &error, &reply) < 0)
                 g_error("CreatePlugin: %s: %s", error.name, error.message);
         g_assert_cmpint(sd_bus_message_read(reply, "ou", &p, &pid), >, 0);
@@ -181,6 +181,8 @@ static char *create_plugin(const char *const *args, int sock, pid_t *ret_pid) {
         sd_bus_error_free(&error);
         sd_bus_message_unref(m);
         sd_bus_message_unref(reply);
+        if (fd >= 0)
+                close(fd); /* the plugin has its own */
         return result;
 }
 
@@ -324,14 +326,14 @@ static void play_vcpu(struct server *sv, const char *cmdline) {
 }
 
 static void test_boots_the_test_guest_jailed(void) {
-        const char *args[] = { TEST_DIR "/guest.elf", G_STRINGIFY(MEMORY_MIB), "--cmdline=console=ttyS0 tg.x=1", NULL };
+        const char *args[] = { "fd:4", G_STRINGIFY(MEMORY_MIB), "--cmdline=console=ttyS0 tg.x=1", NULL };
         g_autofree char *path = NULL;
         struct server sv = {};
         pid_t pid;
         int fd;
 
         fd = server_start(&sv);
-        path = create_plugin(args, fd, &pid);
+        path = create_plugin(args, "guest.elf", fd, &pid);
         close(fd);
         g_assert_cmpint(pthread_create(&sv.thread, NULL, serve, &sv), ==, 0);
         play_vcpu(&sv, "console=ttyS0 tg.x=1");
@@ -340,15 +342,16 @@ static void test_boots_the_test_guest_jailed(void) {
         server_finish(&sv);
 }
 
-static void expect_refused(const char *file, const char *message) {
-        const char *args[] = { file, G_STRINGIFY(MEMORY_MIB), NULL };
+/* file in ELF_DIR as fd:4, or NULL: the plugin opens arg itself. */
+static void expect_refused(const char *file, const char *arg, const char *message) {
+        const char *args[] = { arg, G_STRINGIFY(MEMORY_MIB), NULL };
         g_autofree char *path = NULL;
         struct server sv = {};
         pid_t pid;
         int fd;
 
         fd = server_start(&sv);
-        path = create_plugin(args, fd, &pid);
+        path = create_plugin(args, file, fd, &pid);
         close(fd);
         g_assert_cmpint(pthread_create(&sv.thread, NULL, serve, &sv), ==, 0);
         wait_ended(path, "failed", "exited with status 1", pid);
@@ -360,19 +363,29 @@ static void expect_refused(const char *file, const char *message) {
 }
 
 static void test_non_elf_is_refused(void) {
-        expect_refused(TEST_DIR "/not-an-elf", "not-an-elf: not an ELF file");
+        expect_refused("not-an-elf", "fd:4", "fd:4: not an ELF file");
 }
 
 static void test_elf_without_pvh_note_is_refused(void) {
-        expect_refused(TEST_DIR "/no-pvh-note.elf", "no-pvh-note.elf: no PVH entry (Xen PHYS32_ENTRY note)");
+        expect_refused("no-pvh-note.elf", "fd:4", "fd:4: no PVH entry (Xen PHYS32_ENTRY note)");
 }
 
 static void test_segment_beyond_memory_is_refused(void) {
-        expect_refused(TEST_DIR "/too-big.elf", "is beyond guest memory");
+        expect_refused("too-big.elf", "fd:4", "is beyond guest memory");
 }
 
 static void test_missing_file_is_refused(void) {
-        expect_refused(TEST_DIR "/nonexistent.elf", "Failed to read " TEST_DIR "/nonexistent.elf: No such file");
+        expect_refused(NULL, "/usr/polyvm-pvh-test/nonexistent.elf",
+                       "Failed to read /usr/polyvm-pvh-test/nonexistent.elf: No such file");
+}
+
+/* The jail cannot open the test's ELF by its path (its directory is not
+ * in the jail's root); only the fd reaches it. */
+static void test_elf_by_path_outside_the_jail_is_refused(void) {
+        g_autofree char *elf = g_build_filename(elf_dir, "guest.elf", NULL);
+        g_autofree char *message = g_strdup_printf("Failed to read %s: No such file", elf);
+
+        expect_refused(NULL, elf, message);
 }
 
 /* Not jailed: the ELF as an inherited memfd (fd:4), output on a pipe. */
@@ -422,13 +435,15 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/plugin-pvh/elf-without-pvh-note-is-refused", test_elf_without_pvh_note_is_refused);
         g_test_add_func("/plugin-pvh/segment-beyond-memory-is-refused", test_segment_beyond_memory_is_refused);
         g_test_add_func("/plugin-pvh/missing-file-is-refused", test_missing_file_is_refused);
+        g_test_add_func("/plugin-pvh/elf-by-path-outside-the-jail-is-refused",
+                        test_elf_by_path_outside_the_jail_is_refused);
         g_test_add_func("/plugin-pvh/elf-from-an-inherited-fd", test_elf_from_an_inherited_fd);
-        overlay_setup();
+        elf_files_setup();
         harness_start(&h);
         devmgr_start();
         r = g_test_run();
         devmgr_stop();
         harness_stop(&h);
-        overlay_teardown();
+        elf_files_teardown();
         return r;
 }

@@ -5,8 +5,9 @@
  * the fake ops (tests/unit/plugin-fake.h), playing its vCPU with the
  * mini interpreter (tests/unit/plugin-mini-cpu.h); its jail is checked
  * from /proc, its output found in devmgr's log. plugin-misbehave ends each
- * other way (status, signal, seccomp violation, ignored SIGTERM), and bad
- * arguments get named errors. After each, no process of the plugin is
+ * other way (status, signal, seccomp violation, ignored SIGTERM), reads the
+ * files it was given as fds (and only those), and bad arguments (files
+ * among them) get named errors. After each, no process of the plugin is
  * left. devmgr is started by the test (not activated) so that its stderr,
  * the log, is the test's to read. */
 #include <errno.h>
@@ -19,9 +20,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <glib/gstdio.h>
+
+#include "bus-util.h"
 #include "harness.h"
 #include "plugin-fake.h"
 #include "plugin-mini-cpu.h"
@@ -64,7 +69,7 @@ static void devmgr_stop(void) {
 }
 
 static char *create_plugin(const char *path, const char *const *args, int sock, const char *const *extra,
-                           pid_t *ret_pid, char **ret_error) {
+                           const int *files, size_t n_files, pid_t *ret_pid, char **ret_error) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *m = NULL, *reply = NULL;
         const char *p;
@@ -77,6 +82,10 @@ static char *create_plugin(const char *path, const char *const *args, int sock, 
         g_assert_cmpint(sd_bus_message_append_strv(m, (char **) args), >=, 0);
         g_assert_cmpint(sd_bus_message_append(m, "h", sock), >=, 0);
         g_assert_cmpint(sd_bus_message_append_strv(m, (char **) extra), >=, 0);
+        g_assert_cmpint(sd_bus_message_open_container(m, 'a', "h"), >=, 0);
+        for (size_t i = 0; i < n_files; i++)
+                g_assert_cmpint(sd_bus_message_append_basic(m, 'h', &files[i]), >=, 0);
+        g_assert_cmpint(sd_bus_message_close_container(m), >=, 0);
         r = sd_bus_call(h.bus, m, 10 * 1000 * 1000, &error, &reply);
         if (r < 0) {
                 g_assert_nonnull(ret_error);
@@ -169,7 +178,7 @@ static void test_minimal_example_runs_jailed(void) {
 
         fake_vm_init(&sv.fake);
         g_assert_cmpint(plugin_server_new(&fake_ops, &sv.fake, 1, &sv.s, &fd), ==, 0);
-        path = create_plugin(exe, args, fd, none, &pid, NULL);
+        path = create_plugin(exe, args, fd, none, NULL, 0, &pid, NULL);
         close(fd); /* devmgr and the plugin have theirs */
         g_assert_nonnull(path);
         kind = harness_get_string(&h, DEVMGR, path, DEVICE_IFACE, "Kind");
@@ -215,8 +224,9 @@ static void test_minimal_example_runs_jailed(void) {
         destroy(path);
 }
 
-/* Runs plugin-misbehave with args; returns its object. */
-static char *misbehave(const char *const *args, const char *const *extra, int *ret_sock, pid_t *ret_pid) {
+/* Runs plugin-misbehave with args and files; returns its object. */
+static char *misbehave_with(const char *const *args, const char *const *extra, const int *files, size_t n_files,
+                            int *ret_sock, pid_t *ret_pid) {
         g_autofree char *exe = harness_build_path("tests/integration/plugin-misbehave");
         const char *none[] = { NULL };
         g_autofree char *error = NULL;
@@ -224,7 +234,7 @@ static char *misbehave(const char *const *args, const char *const *extra, int *r
         int sv[2];
 
         g_assert_cmpint(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), ==, 0);
-        path = create_plugin(exe, args, sv[1], extra ?: none, ret_pid, &error);
+        path = create_plugin(exe, args, sv[1], extra ?: none, files, n_files, ret_pid, &error);
         if (!path)
                 g_error("CreatePlugin(%s): %s", args[0], error);
         close(sv[1]);
@@ -233,6 +243,10 @@ static char *misbehave(const char *const *args, const char *const *extra, int *r
         else
                 close(sv[0]);
         return path;
+}
+
+static char *misbehave(const char *const *args, const char *const *extra, int *ret_sock, pid_t *ret_pid) {
+        return misbehave_with(args, extra, NULL, 0, ret_sock, ret_pid);
 }
 
 static void wait_ready(int sock) {
@@ -328,17 +342,22 @@ static void test_stop_of_a_plugin_that_leaves_on_sigterm(void) {
         destroy(path);
 }
 
-static void expect_error(const char *exe, const char *const *args, int sock, const char *const *extra,
-                         const char *name, const char *needle) {
+static void expect_error_with_files(const char *exe, const char *const *args, int sock, const char *const *extra,
+                                    const int *files, size_t n_files, const char *name, const char *needle) {
         g_autofree char *error = NULL, *path = NULL;
         const char *none[] = { NULL };
         pid_t pid = 0;
 
-        path = create_plugin(exe, args ?: none, sock, extra ?: none, &pid, &error);
+        path = create_plugin(exe, args ?: none, sock, extra ?: none, files, n_files, &pid, &error);
         if (path)
                 g_error("CreatePlugin(%s) succeeded, expected %s", exe, name);
         if (!g_str_has_prefix(error, name) || !strstr(error, needle))
                 g_error("CreatePlugin(%s): '%s', expected %s with '%s'", exe, error, name, needle);
+}
+
+static void expect_error(const char *exe, const char *const *args, int sock, const char *const *extra,
+                         const char *name, const char *needle) {
+        expect_error_with_files(exe, args, sock, extra, NULL, 0, name, needle);
 }
 
 static gboolean devmgr_has_children(void) {
@@ -378,6 +397,138 @@ static void test_bad_arguments_are_named_errors(void) {
         close(tcp);
 }
 
+static void expect_log(const char *needle) {
+        if (!harness_expect(devmgr_log, log_text, &log_pos, needle, 5000))
+                g_error("devmgr's log does not say '%s':\n%s", needle, log_text->str);
+}
+
+/* Files under /tmp, which the jail does not show: the plugin reads them
+ * through fds 4 and 5, in order, and cannot write them or open them by
+ * path; fd 6 is not open. */
+static void test_files_reach_the_jailed_plugin_as_fds(void) {
+        g_autofree char *dir = g_dir_make_tmp("plugin-files-XXXXXX", NULL);
+        g_autofree char *first = g_build_filename(dir, "first", NULL);
+        g_autofree char *second = g_build_filename(dir, "second", NULL);
+        g_autofree char *path = NULL, *line = NULL;
+        const char *args[] = { "files", first, NULL };
+        int files[2];
+        pid_t pid;
+
+        g_assert_true(g_file_set_contents(first, "the first file", -1, NULL));
+        g_assert_true(g_file_set_contents(second, "the second file", -1, NULL));
+        g_assert_cmpint(chmod(dir, 0700), ==, 0); /* nobody else may open them by path */
+        files[0] = open(first, O_RDONLY | O_CLOEXEC);
+        files[1] = open(second, O_RDONLY | O_CLOEXEC);
+        g_assert_cmpint(files[0], >=, 0);
+        g_assert_cmpint(files[1], >=, 0);
+
+        path = misbehave_with(args, NULL, files, 2, NULL, &pid);
+        close(files[0]);
+        close(files[1]);
+        wait_ended(path, "exited", "exited with status 0", pid);
+        expect_log("plugin-misbehave: POLYVM_PLUGIN_FILES=4,5");
+        expect_log("plugin-misbehave: fd 4 reads 'the first file'");
+        expect_log("plugin-misbehave: fd 4 write: Bad file descriptor");
+        expect_log("plugin-misbehave: fd 5 reads 'the second file'");
+        expect_log("plugin-misbehave: fd 5 write: Bad file descriptor");
+        expect_log("plugin-misbehave: fd 6: closed");
+        line = g_strdup_printf("plugin-misbehave: open %s: No such file or directory", first);
+        expect_log(line);
+        destroy(path);
+
+        /* The most one call can carry: 15, at fds 4..18. */
+        {
+                int many[15];
+                GString *list = g_string_new("plugin-misbehave: POLYVM_PLUGIN_FILES=4");
+
+                for (int i = 0; i < 15; i++) {
+                        many[i] = open(second, O_RDONLY | O_CLOEXEC);
+                        g_assert_cmpint(many[i], >=, 0);
+                        if (i > 0)
+                                g_string_append_printf(list, ",%d", 4 + i);
+                }
+                g_free(path);
+                path = misbehave_with(args, NULL, many, 15, NULL, &pid);
+                for (int i = 0; i < 15; i++)
+                        close(many[i]);
+                wait_ended(path, "exited", "exited with status 0", pid);
+                g_string_append_c(list, '\n');
+                expect_log(list->str);
+                expect_log("plugin-misbehave: fd 18 reads 'the second file'");
+                expect_log("plugin-misbehave: fd 19: closed");
+                g_string_free(list, TRUE);
+                destroy(path);
+        }
+
+        /* Without files: no variable, and fd 4 is closed. */
+        g_free(path);
+        path = misbehave_with(args, NULL, NULL, 0, NULL, &pid);
+        wait_ended(path, "exited", "exited with status 0", pid);
+        expect_log("plugin-misbehave: POLYVM_PLUGIN_FILES=(unset)");
+        expect_log("plugin-misbehave: fd 4: closed");
+        destroy(path);
+
+        g_unlink(first);
+        g_unlink(second);
+        g_rmdir(dir);
+}
+
+static void test_bad_files_are_refused_before_any_fork(void) {
+        g_autofree char *exe = harness_build_path("tests/integration/plugin-misbehave");
+        g_autofree char *dir = g_dir_make_tmp("plugin-files-XXXXXX", NULL);
+        g_autofree char *file = g_build_filename(dir, "image", NULL);
+        const char *args[] = { "exit", "0", NULL };
+        int sv[2], files[16], ro, rw, dirfd;
+
+        g_assert_true(g_file_set_contents(file, "data", -1, NULL));
+        ro = open(file, O_RDONLY | O_CLOEXEC);
+        rw = open(file, O_RDWR | O_CLOEXEC);
+        dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        g_assert_cmpint(ro, >=, 0);
+        g_assert_cmpint(rw, >=, 0);
+        g_assert_cmpint(dirfd, >=, 0);
+        g_assert_cmpint(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), ==, 0);
+
+        files[0] = ro;
+        files[1] = rw;
+        expect_error_with_files(exe, args, sv[1], NULL, files, 2, "org.polyvm.Error.InvalidArguments",
+                                "files[1]: must be opened read-only");
+        files[1] = dirfd;
+        expect_error_with_files(exe, args, sv[1], NULL, files, 2, "org.polyvm.Error.InvalidArguments",
+                                "files[1]: must be a regular file, not a directory");
+        files[1] = sv[0];
+        expect_error_with_files(exe, args, sv[1], NULL, files, 2, "org.polyvm.Error.InvalidArguments",
+                                "files[1]: must be a regular file, not a socket");
+        /* 16 files and the socket: more fds than dbus-daemon lets one
+         * message carry (16). The bus drops the sender (here a connection
+         * of its own) before devmgr sees the call; devmgr's own limit is
+         * tested in test-plugin-check. */
+        for (size_t i = 0; i < G_N_ELEMENTS(files); i++)
+                files[i] = ro;
+        {
+                sd_bus *main_bus = h.bus;
+                g_autofree char *error = NULL, *path = NULL;
+                const char *none[] = { NULL };
+                pid_t pid = 0;
+
+                g_assert_cmpint(bus_open(h.address, &h.bus), >=, 0);
+                path = create_plugin(exe, args, sv[1], none, files, 16, &pid, &error);
+                g_assert_null(path);
+                g_assert_nonnull(error);
+                h.bus = sd_bus_flush_close_unref(h.bus);
+                h.bus = main_bus;
+        }
+        g_assert_false(devmgr_has_children());
+
+        close(ro);
+        close(rw);
+        close(dirfd);
+        close(sv[0]);
+        close(sv[1]);
+        g_unlink(file);
+        g_rmdir(dir);
+}
+
 int main(int argc, char *argv[]) {
         int r;
 
@@ -391,6 +542,8 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/plugin-spawn/stop-of-a-plugin-that-leaves-on-sigterm",
                         test_stop_of_a_plugin_that_leaves_on_sigterm);
         g_test_add_func("/plugin-spawn/bad-arguments-are-named-errors", test_bad_arguments_are_named_errors);
+        g_test_add_func("/plugin-spawn/files-reach-the-jailed-plugin-as-fds", test_files_reach_the_jailed_plugin_as_fds);
+        g_test_add_func("/plugin-spawn/bad-files-are-refused-before-any-fork", test_bad_files_are_refused_before_any_fork);
         harness_start(&h);
         devmgr_start();
         r = g_test_run();

@@ -3,9 +3,12 @@
  * CreateVm accepts and refuses (named errors naming the field), the Vm1
  * properties of a plugin VM (Plugin, PluginExitReason, no RAM of ours, no
  * console) and of other VMs, and that Start without KVM names the missing
- * KVM before any plugin process runs. Running a plugin VM needs KVM:
- * tests/guest/test-plugin-vm.c. */
+ * KVM before any plugin process runs; plugin.files are opened at CreateVm
+ * and again at Start (before KVM), each refusal naming files[i]. Running a
+ * plugin VM needs KVM: tests/guest/test-plugin-vm.c. */
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -162,6 +165,79 @@ static void test_plugin_vm_is_created_and_shows_its_plugin(void) {
         sd_bus_error_free(&error);
 }
 
+static void test_plugin_files_are_checked_at_create_and_start(void) {
+        g_autofree char *dir = g_dir_make_tmp("plugin-files-XXXXXX", NULL);
+        g_autofree char *file = g_build_filename(dir, "image", NULL);
+        g_autofree char *link = g_build_filename(dir, "link", NULL);
+        g_autofree char *fifo = g_build_filename(dir, "fifo", NULL);
+        g_autofree char *missing = g_build_filename(dir, "missing", NULL);
+        g_autofree char *path = vm_path("files");
+        g_autofree char *err = NULL, *message = NULL, *want = NULL, *cfg = NULL;
+#define FILES_CONFIG(list) g_strdup_printf("{\"plugin\": {\"path\": \"%s\", \"files\": [%s], \"args\": [\"fd:4\"]}}", \
+                                           plugin_path, list)
+        g_autofree char *good = g_strdup_printf("\"%s\"", file);
+        g_autofree char *with_missing = g_strdup_printf("\"%s\", \"%s\"", file, missing);
+        g_autofree char *with_dir = g_strdup_printf("\"%s\", \"%s\"", file, dir);
+        g_autofree char *with_link = g_strdup_printf("\"%s\"", link);
+        g_autofree char *with_fifo = g_strdup_printf("\"%s\"", fifo);
+
+        g_assert_true(g_file_set_contents(file, "guest image", -1, NULL));
+        g_assert_cmpint(symlink(file, link), ==, 0);
+        g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+
+        cfg = FILES_CONFIG(with_missing);
+        want = g_strdup_printf("config.plugin.files[1]: %s: No such file or directory", missing);
+        assert_refused(cfg, "org.polyvm.Error.InvalidConfig", want);
+        g_free(cfg);
+        g_free(want);
+        cfg = FILES_CONFIG(with_dir);
+        want = g_strdup_printf("config.plugin.files[1]: %s is a directory, not a regular file", dir);
+        assert_refused(cfg, "org.polyvm.Error.InvalidConfig", want);
+        g_free(cfg);
+        g_free(want);
+        cfg = FILES_CONFIG(with_link);
+        want = g_strdup_printf("config.plugin.files[0]: %s: Too many levels of symbolic links (a symbolic link", link);
+        assert_refused(cfg, "org.polyvm.Error.InvalidConfig", want);
+        g_free(cfg);
+        g_free(want);
+        /* A FIFO does not hang the launcher. */
+        cfg = FILES_CONFIG(with_fifo);
+        want = g_strdup_printf("config.plugin.files[0]: %s is a special file, not a regular file", fifo);
+        assert_refused(cfg, "org.polyvm.Error.InvalidConfig", want);
+        g_free(cfg);
+        g_free(want);
+        cfg = FILES_CONFIG("\"image\"");
+        assert_refused(cfg, "org.polyvm.Error.InvalidConfig", "config.plugin.files[0]: \"image\" must be an absolute path");
+        g_free(cfg);
+
+        /* A good one is accepted; gone by Start, it is named again, before KVM. */
+        cfg = FILES_CONFIG(good);
+        err = create_vm("files", cfg, &message);
+        if (err)
+                g_error("CreateVm %s: %s: %s", cfg, err, message);
+        g_clear_pointer(&message, g_free);
+        if (access("/dev/kvm", R_OK | W_OK) < 0) {
+                err = harness_call_error(&h, LAUNCHER, path, VM_IFACE, "Start", &message, NULL);
+                g_assert_cmpstr(err, ==, "org.polyvm.Error.KvmUnavailable"); /* the files were fine */
+                g_clear_pointer(&err, g_free);
+                g_clear_pointer(&message, g_free);
+        }
+        g_assert_cmpint(unlink(file), ==, 0);
+        err = harness_call_error(&h, LAUNCHER, path, VM_IFACE, "Start", &message, NULL);
+        g_assert_cmpstr(err, ==, "org.polyvm.Error.InvalidConfig");
+        want = g_strdup_printf("config.plugin.files[0]: %s: No such file or directory", file);
+        g_assert_nonnull(strstr(message, want));
+        {
+                g_autofree char *state = harness_get_string(&h, LAUNCHER, path, VM_IFACE, "State");
+                g_assert_cmpstr(state, ==, "created");
+        }
+        destroy_vm("files");
+#undef FILES_CONFIG
+        g_assert_cmpint(unlink(link), ==, 0);
+        g_assert_cmpint(unlink(fifo), ==, 0);
+        g_assert_cmpint(rmdir(dir), ==, 0);
+}
+
 int main(int argc, char **argv) {
         int r;
 
@@ -171,6 +247,8 @@ int main(int argc, char **argv) {
         g_test_add_func("/plugin-vm-config/bad-plugin-configs-get-named-errors", test_bad_plugin_configs_get_named_errors);
         g_test_add_func("/plugin-vm-config/plugin-vm-is-created-and-shows-its-plugin",
                         test_plugin_vm_is_created_and_shows_its_plugin);
+        g_test_add_func("/plugin-vm-config/plugin-files-are-checked-at-create-and-start",
+                        test_plugin_files_are_checked_at_create_and_start);
         harness_start(&h);
         r = g_test_run();
         harness_stop(&h);

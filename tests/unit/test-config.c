@@ -390,6 +390,74 @@ static void test_bad_plugin_configs_are_rejected(void) {
                         "config.memory_mib: 1 is out of range");
 }
 
+static void test_plugin_files_are_parsed_in_order(void) {
+        g_autofree char *limit = NULL;
+        struct vm_config c = {};
+        char err[512] = "";
+        GString *b;
+
+        g_assert_cmpint(vm_config_parse("{\"plugin\": {\"path\": \"/p\", \"files\": [\"/var/lib/g.elf\", \"/tmp/disk\"],"
+                                        " \"args\": [\"fd:4\"]}}", HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        g_assert_cmpuint(c.plugin.n_files, ==, 2);
+        g_assert_cmpstr(c.plugin.files[0], ==, "/var/lib/g.elf");
+        g_assert_cmpstr(c.plugin.files[1], ==, "/tmp/disk");
+        g_assert_null(c.plugin.files[2]);
+        vm_config_done(&c);
+
+        /* Absent: none, as an empty list. */
+        g_assert_cmpint(vm_config_parse("{\"plugin\": {\"path\": \"/p\"}}", HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        g_assert_cmpuint(c.plugin.n_files, ==, 0);
+        g_assert_nonnull(c.plugin.files);
+        g_assert_null(c.plugin.files[0]);
+        vm_config_done(&c);
+
+        /* Exactly the limit. */
+        b = g_string_new("{\"plugin\": {\"path\": \"/p\", \"files\": [");
+        for (int i = 0; i < CONFIG_PLUGIN_MAX_FILES; i++)
+                g_string_append_printf(b, "%s\"/f%d\"", i ? ", " : "", i);
+        g_string_append(b, "]}}");
+        limit = g_string_free(b, false);
+        g_assert_cmpint(vm_config_parse(limit, HOST_RAM, &c, err, sizeof(err)), ==, 0);
+        g_assert_cmpuint(c.plugin.n_files, ==, CONFIG_PLUGIN_MAX_FILES);
+        g_assert_cmpstr(c.plugin.files[CONFIG_PLUGIN_MAX_FILES - 1], ==, "/f14");
+        vm_config_done(&c);
+}
+
+static void test_bad_plugin_files_are_rejected(void) {
+        g_autofree char *many = NULL, *long_path = NULL;
+        GString *b;
+
+        assert_rejected("{\"plugin\": {\"path\": \"/p\", \"files\": \"/f\"}}", HOST_RAM,
+                        "config.plugin.files: must be an array, not string");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\", \"files\": [\"/f\", 3]}}", HOST_RAM,
+                        "config.plugin.files[1]: must be a string, not int");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\", \"files\": [\"f\"]}}", HOST_RAM,
+                        "config.plugin.files[0]: \"f\" must be an absolute path");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\", \"files\": [\"/a\", \"\"]}}", HOST_RAM,
+                        "config.plugin.files[1]: \"\" must be an absolute path");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\", \"files\": [\"/a\\u0000b\"]}}", HOST_RAM,
+                        "config.plugin.files[0]: must not contain a NUL character");
+        assert_rejected("{\"plugin\": {\"path\": \"/p\", \"files\": [\"/a\", \"/b\", \"/a\"]}}", HOST_RAM,
+                        "config.plugin.files[2]: \"/a\" is already files[0]");
+
+        b = g_string_new("{\"plugin\": {\"path\": \"/p\", \"files\": [");
+        for (int i = 0; i <= CONFIG_PLUGIN_MAX_FILES; i++)
+                g_string_append_printf(b, "%s\"/f%d\"", i ? ", " : "", i);
+        g_string_append(b, "]}}");
+        many = g_string_free(b, false);
+        assert_rejected(many, HOST_RAM, "config.plugin.files: 16 entries is more than the limit of 15");
+
+        b = g_string_new("{\"plugin\": {\"path\": \"/p\", \"files\": [\"/");
+        for (int i = 0; i < CONFIG_PLUGIN_MAX_FILE_BYTES; i++)
+                g_string_append_c(b, 'x');
+        g_string_append(b, "\"]}}");
+        long_path = g_string_free(b, false);
+        assert_rejected(long_path, HOST_RAM, "config.plugin.files[0]: 4096 bytes is longer than the limit of 4095 bytes");
+
+        /* A kernel VM has no plugin to give files to. */
+        assert_rejected("{\"kernel\": \"/k\", \"files\": [\"/f\"]}", HOST_RAM, "config.files: unknown field");
+}
+
 static void test_plugin_conflicts_name_the_field(void) {
         assert_rejected("{\"plugin\": {\"path\": \"/p\"}, \"kernel\": \"/k\"}", HOST_RAM,
                         "config.plugin: conflicts with config.kernel");
@@ -452,6 +520,8 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/config/plugin-config-is-parsed", test_plugin_config_is_parsed);
         g_test_add_func("/config/plugin-config-defaults-and-memory", test_plugin_config_defaults_and_memory);
         g_test_add_func("/config/bad-plugin-configs-are-rejected", test_bad_plugin_configs_are_rejected);
+        g_test_add_func("/config/plugin-files-are-parsed-in-order", test_plugin_files_are_parsed_in_order);
+        g_test_add_func("/config/bad-plugin-files-are-rejected", test_bad_plugin_files_are_rejected);
         g_test_add_func("/config/plugin-conflicts-name-the-field", test_plugin_conflicts_name_the_field);
         g_test_add_func("/vm-name/validity", test_vm_names);
         return g_test_run();

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* CreatePlugin's argument checks (services/devmgr/plugin-check.h): the
- * executable, the arguments, the socket and the extra system calls, each
- * refused with a message that names the argument. */
+ * executable, the arguments, the socket, the files and the extra system
+ * calls, each refused with a message that names the argument. */
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
@@ -107,6 +107,71 @@ static void test_socket_must_be_unix_seqpacket(void) {
         close(dgram[1]);
 }
 
+static void test_files_must_be_read_only_regular_files(void) {
+        g_autofree char *dir = g_dir_make_tmp("plugin-check-XXXXXX", NULL);
+        g_autofree char *file = g_build_filename(dir, "image", NULL);
+        int fds[PLUGIN_FILES_MAX + 1], ro, rw, wo, path_fd, dirfd, sv[2], pipefd[2];
+
+        g_assert_true(g_file_set_contents(file, "data", -1, NULL));
+        ro = open(file, O_RDONLY | O_CLOEXEC);
+        rw = open(file, O_RDWR | O_CLOEXEC);
+        wo = open(file, O_WRONLY | O_CLOEXEC);
+        path_fd = open(file, O_PATH | O_CLOEXEC);
+        dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        g_assert_cmpint(ro, >=, 0);
+        g_assert_cmpint(rw, >=, 0);
+        g_assert_cmpint(wo, >=, 0);
+        g_assert_cmpint(path_fd, >=, 0);
+        g_assert_cmpint(dirfd, >=, 0);
+        g_assert_cmpint(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), ==, 0);
+        g_assert_cmpint(pipe2(pipefd, O_CLOEXEC), ==, 0);
+
+        /* None, one, and the limit of the same file. */
+        g_assert_cmpint(plugin_check_files(NULL, 0, err, sizeof(err)), ==, 0);
+        for (size_t i = 0; i <= PLUGIN_FILES_MAX; i++)
+                fds[i] = ro;
+        g_assert_cmpint(plugin_check_files(fds, 1, err, sizeof(err)), ==, 0);
+        g_assert_cmpint(plugin_check_files(fds, PLUGIN_FILES_MAX, err, sizeof(err)), ==, 0);
+        g_assert_cmpint(plugin_check_files(fds, PLUGIN_FILES_MAX + 1, err, sizeof(err)), ==, -E2BIG);
+        g_assert_nonnull(strstr(err, "files: 16 fds is more than the limit of 15"));
+
+        /* Each bad one named by its index. */
+        fds[1] = rw;
+        g_assert_cmpint(plugin_check_files(fds, 2, err, sizeof(err)), ==, -EACCES);
+        g_assert_nonnull(strstr(err, "files[1]: must be opened read-only"));
+        fds[1] = wo;
+        g_assert_cmpint(plugin_check_files(fds, 2, err, sizeof(err)), ==, -EACCES);
+        g_assert_nonnull(strstr(err, "files[1]: must be opened read-only"));
+        fds[1] = path_fd; /* reads as O_RDONLY, but cannot be read */
+        g_assert_cmpint(plugin_check_files(fds, 2, err, sizeof(err)), ==, -EACCES);
+        g_assert_nonnull(strstr(err, "files[1]: must be opened read-only"));
+        fds[1] = ro;
+        fds[2] = dirfd;
+        g_assert_cmpint(plugin_check_files(fds, 3, err, sizeof(err)), ==, -EINVAL);
+        g_assert_nonnull(strstr(err, "files[2]: must be a regular file, not a directory"));
+        fds[2] = sv[0];
+        g_assert_cmpint(plugin_check_files(fds, 3, err, sizeof(err)), ==, -EINVAL);
+        g_assert_nonnull(strstr(err, "files[2]: must be a regular file, not a socket"));
+        fds[2] = pipefd[0];
+        g_assert_cmpint(plugin_check_files(fds, 3, err, sizeof(err)), ==, -EINVAL);
+        g_assert_nonnull(strstr(err, "files[2]: must be a regular file, not a pipe"));
+        fds[0] = 9999; /* not open */
+        g_assert_cmpint(plugin_check_files(fds, 1, err, sizeof(err)), ==, -EBADF);
+        g_assert_nonnull(strstr(err, "files[0]: cannot inspect the fd"));
+
+        close(ro);
+        close(rw);
+        close(wo);
+        close(path_fd);
+        close(dirfd);
+        close(sv[0]);
+        close(sv[1]);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        g_unlink(file);
+        g_rmdir(dir);
+}
+
 static void test_extra_syscalls_known_and_not_denied(void) {
         struct seccomp_policy p = {};
         char *ok[] = { "uname", "clone3", NULL };
@@ -171,6 +236,8 @@ int main(int argc, char *argv[]) {
                         test_executable_must_be_absolute_regular_and_executable);
         g_test_add_func("/plugin-check/args-are-bounded", test_args_are_bounded);
         g_test_add_func("/plugin-check/socket-must-be-unix-seqpacket", test_socket_must_be_unix_seqpacket);
+        g_test_add_func("/plugin-check/files-must-be-read-only-regular-files",
+                        test_files_must_be_read_only_regular_files);
         g_test_add_func("/plugin-check/extra-syscalls-known-and-not-denied", test_extra_syscalls_known_and_not_denied);
         g_test_add_func("/plugin-check/deny-list-covers-the-walls", test_deny_list_covers_the_walls);
         g_test_add_func("/plugin-check/shipped-policy-denies-nothing-of-the-list",
