@@ -24,24 +24,17 @@ Checked, in one boot (-m 512 by default):
 Every wait is bounded; on failure QEMU is killed and the transcript printed.
 Exit status 77 (skip) when QEMU is not installed.
 """
-import argparse
-import importlib.util
 import os
 import re
 import struct
 import sys
-import tempfile
-import time
 
-_spec = importlib.util.spec_from_file_location(
-    'testguest', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'test-testguest.py'))
-testguest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(testguest)
-Guest, Failure, check, monitor_command = testguest.Guest, testguest.Failure, testguest.check, testguest.monitor_command
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import qemutest as qt  # noqa: E402
+from qemutest import M64, MIB, Failure, check, monitor_command  # noqa: E402
 
-MIB = 1 << 20
 PAGE = 4096
-M64 = (1 << 64) - 1
 FNV_OFFSET = 0xcbf29ce484222325
 FNV_PRIME = 0x100000001b3
 SEED_MUL = 0xd1b54a32d192ed03
@@ -237,51 +230,24 @@ def scenario(g, args):
     st, s2, bad, n = memcheck(g, f'11 {max_mib}')
     check(st == 'ok' and s2 == s, f'memfill/memcheck 11 {max_mib} (all of it): ok, same sum')
 
-    g.type_only('poweroff')
-    status = g.wait_exit(30, 'poweroff')
-    check('poweroff: failed' not in g.out, f'poweroff makes QEMU exit by itself (status {status})')
+    g.poweroff('poweroff makes QEMU exit by itself')
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--qemu', default='qemu-system-x86_64')
-    p.add_argument('--kernel', required=True)
-    p.add_argument('--machine', default='q35')
-    p.add_argument('--smp', type=int, default=1)
+    p = qt.arg_parser(__doc__, boot_timeout=120)
     p.add_argument('--mem', type=int, default=512, help='MiB (at least 256)')
-    p.add_argument('--boot-timeout', type=float, default=120)
     args = p.parse_args()
-
-    if not args.qemu or not os.access(args.qemu, os.X_OK) and not any(
-            os.access(os.path.join(d, args.qemu), os.X_OK) for d in os.environ.get('PATH', '').split(':')):
-        print(f'SKIP: {args.qemu or "qemu-system-x86_64"} not found')
+    if qt.qemu_missing(args.qemu):
         return 77
 
-    tmpdir = tempfile.TemporaryDirectory(prefix='testguest-mem-')
-    args.tmpdir = tmpdir.name
-    args.monitor = os.path.join(tmpdir.name, 'monitor.sock')
-    argv = [args.qemu, '-accel', 'tcg', '-M', args.machine, '-smp', str(args.smp), '-m', str(args.mem),
-            '-nographic', '-no-reboot', '-nic', 'none', '-kernel', args.kernel, '-append', 'console=ttyS0',
-            '-monitor', f'unix:{args.monitor},server=on,wait=off']
-    print('running:', ' '.join(argv))
-
-    g = Guest(argv)
-    try:
-        g.expect(re.escape(testguest.MARKER) + '\n', args.boot_timeout, 'the ready marker')
-        print(f'ok: marker after {time.monotonic() - g.start:.2f}s')
+    def body(run):
+        args.tmpdir = run.dir
+        args.monitor = run.path('monitor.sock')
+        g = run.boot(qt.qemu_argv(args, args.mem) + qt.monitor_option(args.monitor), args.boot_timeout)
         scenario(g, args)
-    except (Failure, OSError) as e:
-        g.kill()
-        print('--- guest output ---')
-        print(g.out)
-        print('--- end ---')
-        print(f'FAIL: {e}')
-        return 1
-    finally:
-        g.kill()
-        tmpdir.cleanup()
-    print(f'PASS: memory commands in {time.monotonic() - g.start:.2f}s')
-    return 0
+        return 'memory commands'
+
+    return qt.run('testguest-mem-', body, errors=(Failure, OSError))
 
 
 if __name__ == '__main__':

@@ -21,101 +21,16 @@ Scenarios:
 Every wait is bounded; on failure QEMU is killed and the transcript printed.
 Exit status 77 (skip) when QEMU is not installed.
 """
-import argparse
 import os
 import re
-import select
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 
-MARKER = 'POLYVM-GUEST-READY'
-PROMPT = 'tg> '
-MIB = 1 << 20
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import qemutest as qt  # noqa: E402
+from qemutest import MIB, check  # noqa: E402
+
 PM1_PWRBTN = 1 << 8
-
-
-class Failure(Exception):
-    pass
-
-
-class Guest:
-    def __init__(self, argv):
-        self.argv = argv
-        self.out = ''
-        self.pos = 0
-        self.start = time.monotonic()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
-        os.set_blocking(self.proc.stdout.fileno(), False)
-
-    def _read(self, timeout):
-        r, _, _ = select.select([self.proc.stdout], [], [], max(timeout, 0))
-        if not r:
-            return True
-        data = self.proc.stdout.read()
-        if not data:
-            return False  # EOF: QEMU is gone
-        self.out += data.decode('latin-1').replace('\r', '')
-        return True
-
-    def expect(self, pattern, timeout, what):
-        """Waits for a regex after the last match; returns the match."""
-        deadline = time.monotonic() + timeout
-        rx = re.compile(pattern)
-        while True:
-            m = rx.search(self.out, self.pos)
-            if m:
-                self.pos = m.end()
-                return m
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Failure(f'timed out after {timeout}s waiting for {what}')
-            if not self._read(left) and not rx.search(self.out, self.pos):
-                raise Failure(f'QEMU exited (status {self.proc.wait()}) while waiting for {what}')
-
-    def command(self, cmd, timeout=20):
-        """Types a line; returns the output between its echo and the next prompt."""
-        self.proc.stdin.write((cmd + '\r').encode())
-        self.proc.stdin.flush()
-        self.expect(re.escape(cmd) + '\n', timeout, f'the echo of {cmd!r}')
-        begin = self.pos
-        self.expect(re.escape(PROMPT), timeout, f'the prompt after {cmd!r}')
-        return self.out[begin:self.pos - len(PROMPT)]
-
-    def type_only(self, cmd):
-        self.proc.stdin.write((cmd + '\r').encode())
-        self.proc.stdin.flush()
-
-    def wait_exit(self, timeout, what):
-        """QEMU must exit by itself; drains its output meanwhile."""
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Failure(f'QEMU still running {timeout}s after {what}')
-            if not self._read(min(left, 0.5)):
-                break
-        try:
-            status = self.proc.wait(max(deadline - time.monotonic(), 1))
-        except subprocess.TimeoutExpired:
-            raise Failure(f'QEMU did not exit after {what}')
-        while self._read(0):
-            pass
-        return status
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-    print(f'ok: {msg}')
 
 
 def scenario_shell(g, args):
@@ -154,9 +69,7 @@ def scenario_shell(g, args):
     check(re.search(r'^user: cpl=3 loop=\d+ sum=0x[0-9a-f]+ ucalls=1$', out, re.M) is not None,
           'user runs a loop at CPL 3 and returns through ud2')
 
-    g.type_only('poweroff')
-    status = g.wait_exit(30, 'poweroff')
-    check('poweroff: failed' not in g.out, f'poweroff makes QEMU exit by itself (status {status})')
+    g.poweroff('poweroff makes QEMU exit by itself')
 
 
 def scenario_reboot(g, args):
@@ -164,26 +77,6 @@ def scenario_reboot(g, args):
     g.type_only('reboot')
     status = g.wait_exit(30, 'reboot')
     check('reboot: failed' not in g.out, f'reboot makes QEMU with -no-reboot exit (status {status})')
-
-
-def monitor_command(path, cmd, timeout=10):
-    """Sends one HMP command on QEMU's monitor socket; returns what came back."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall((cmd + '\n').encode())
-        reply = b''
-        deadline = time.monotonic() + timeout
-        # The banner, the echo, then the next prompt: the command ran.
-        while reply.count(b'(qemu)') < 2 and time.monotonic() < deadline:
-            try:
-                data = s.recv(4096)
-            except (socket.timeout, ConnectionError):
-                break
-            if not data:
-                break  # QEMU may already be gone, which is fine here
-            reply += data
-        return reply.decode('latin-1')
 
 
 def scenario_powerbutton(g, args):
@@ -194,7 +87,7 @@ def scenario_powerbutton(g, args):
     check(en & PM1_PWRBTN, f'PWRBTN_EN is set (PM1a_EN 0x{en:04x})')
     check(not sts & PM1_PWRBTN, f'PWRBTN_STS is clear (PM1a_STS 0x{sts:04x})')
 
-    monitor_command(args.monitor, 'system_powerdown')
+    qt.monitor_command(args.monitor, 'system_powerdown')
     g.expect(r'power button pressed\n', 30, '"power button pressed" after system_powerdown')
     print('ok: the guest saw the power button')
     status = g.wait_exit(30, 'the power button')
@@ -216,49 +109,26 @@ SCENARIOS = {
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--qemu', default='qemu-system-x86_64')
-    p.add_argument('--kernel', required=True)
-    p.add_argument('--machine', default='q35')
-    p.add_argument('--smp', type=int, default=1)
+    p = qt.arg_parser(__doc__, boot_timeout=120)
     p.add_argument('--mem', type=int, default=256, help='MiB')
     p.add_argument('--scenario', choices=SCENARIOS, default='shell')
-    p.add_argument('--boot-timeout', type=float, default=120)
     args = p.parse_args()
-
-    if not args.qemu or not os.access(args.qemu, os.X_OK) and not any(
-            os.access(os.path.join(d, args.qemu), os.X_OK) for d in os.environ.get('PATH', '').split(':')):
-        print(f'SKIP: {args.qemu or "qemu-system-x86_64"} not found')
+    if qt.qemu_missing(args.qemu):
         return 77
 
-    cmdline = 'tg.poweroff=1' if args.scenario == 'cmdline-poweroff' else 'console=ttyS0'
-    argv = [args.qemu, '-accel', 'tcg', '-M', args.machine, '-smp', str(args.smp), '-m', str(args.mem),
-            '-nographic', '-no-reboot', '-nic', 'none', '-kernel', args.kernel, '-append', cmdline]
-    tmpdir = tempfile.TemporaryDirectory(prefix='testguest-')
-    args.monitor = os.path.join(tmpdir.name, 'monitor.sock')
-    if args.scenario == 'powerbutton':
-        argv += ['-monitor', f'unix:{args.monitor},server=on,wait=off']
-    print('running:', ' '.join(argv))
-
-    g = Guest(argv)
-    try:
-        g.expect(re.escape(MARKER) + '\n', args.boot_timeout, 'the ready marker')
-        print(f'ok: marker after {time.monotonic() - g.start:.2f}s')
+    def body(run):
+        cmdline = 'tg.poweroff=1' if args.scenario == 'cmdline-poweroff' else 'console=ttyS0'
+        argv = qt.qemu_argv(args, args.mem, append=cmdline)
+        args.monitor = run.path('monitor.sock')
+        if args.scenario == 'powerbutton':
+            argv += qt.monitor_option(args.monitor)
+        g = run.boot(argv, args.boot_timeout)
         m = re.search(r'^cmdline: (.*)$', g.out, re.M)
         check(m and m.group(1) == cmdline, f'the guest sees the command line {cmdline!r}')
         SCENARIOS[args.scenario](g, args)
-    except Failure as e:
-        g.kill()
-        print('--- guest output ---')
-        print(g.out)
-        print('--- end ---')
-        print(f'FAIL: {e}')
-        return 1
-    finally:
-        g.kill()
-        tmpdir.cleanup()
-    print(f'PASS: {args.scenario} in {time.monotonic() - g.start:.2f}s')
-    return 0
+        return args.scenario
+
+    return qt.run('testguest-', body)
 
 
 if __name__ == '__main__':

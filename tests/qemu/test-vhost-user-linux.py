@@ -7,8 +7,8 @@ vhost-user-rng-pci, a vhost-user netdev (virtio-net-pci, INTx: see
 test-vhost-user-net.py about QEMU 7.2's MSI-X crash) and
 vhost-user-vsock-pci, each backed by
 polyvm-vhost-user-bridge and so by a polyvm device process created
-through the real devmgr on a private bus (test-vhost-user.py's Bus and
-Bridge, test-virtio-net.py's Netns, imported, not copied). The bus, and so
+through the real devmgr on a private bus (qemutest.py's Bus, Bridge
+and Netns, shared by the vhost-user tests). The bus, and so
 devmgr and the devices, run in a private network namespace with a tap
 (10.77.0.1/24) that the virtio-net device opens by name.
 
@@ -41,48 +41,23 @@ FAILURE, never a skip. Exit status 77 only when QEMU is not installed.
 import argparse
 import glob
 import hashlib
-import importlib.util
 import os
 import re
 import shutil
 import socket
 import stat
 import sys
-import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import qemutest as qt  # noqa: E402
+from qemutest import GUEST_IP, GUEST_MAC, HOST_IP, PREFIX, TAP, Failure, check  # noqa: E402
 
-
-def load(name, file):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, file))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-vhost = load('vhost_user', 'test-vhost-user.py')
-net = load('virtio_net', 'test-virtio-net.py')
-vnet = load('vhost_user_net', 'test-vhost-user-net.py')
-
-
-class Failure(Exception):
-    pass
-
-
-# Each loaded module has its own copy of test-testguest.py's Failure.
-FAILURES = tuple({vhost.Failure, net.Failure, *vnet.FAILURES, Failure})
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-    print(f'ok: {msg}')
-
+vnet = qt.load_test('test-vhost-user-net.py')
 
 RAM_MIB = 512
-SECTOR = 512
 DISK_SECTORS = 16384  # 8 MiB
 SERIAL = 'polyvm0'
 PATTERN_OFFSET = 64 * 1024  # bytes; the pattern's 64 KiB follow the first 64 KiB
@@ -251,8 +226,8 @@ def build_initramfs(tmp, version, vsock_client):
         f.write('\n'.join(names) + '\n')
     script = INIT
     for k, v in {'PATTERN_LEN': PATTERN_LEN, 'PATTERN_BLOCKS': PATTERN_LEN // 4096,
-                 'PATTERN_BLOCK': PATTERN_OFFSET // 4096, 'GUEST_IP': net.GUEST_IP, 'HOST_IP': net.HOST_IP,
-                 'PREFIX': net.PREFIX, 'VSOCK_PORT': VSOCK_PORT, 'VSOCK_BYTES': VSOCK_BYTES}.items():
+                 'PATTERN_BLOCK': PATTERN_OFFSET // 4096, 'GUEST_IP': GUEST_IP, 'HOST_IP': HOST_IP,
+                 'PREFIX': PREFIX, 'VSOCK_PORT': VSOCK_PORT, 'VSOCK_BYTES': VSOCK_BYTES}.items():
         script = script.replace(k, str(v))
     init = os.path.join(root, 'init')
     with open(init, 'w') as f:
@@ -331,167 +306,133 @@ def check_sysfs(g, names):
           'no virtio driver logged an error or a failed probe')
 
 
-def run(args, tmp):
+def test(args, run):
+    if not args.kernel:
+        found = sorted(glob.glob('/boot/vmlinuz-*-cloud-amd64'))
+        if not found:
+            fail('no /boot/vmlinuz-*-cloud-amd64: install linux-image-cloud-amd64')
+        args.kernel = found[-1]
     version = kernel_version(args.kernel)
-    initrd, names = build_initramfs(tmp, version, args.vsock_client)
-    image = os.path.join(tmp, 'disk0.img')
-    seed = vhost.virtio.make_image(image, DISK_SECTORS, seed=7)
-    if not shutil.which('ip'):
-        fail('this test needs `ip` (iproute2) for a network namespace; it does not skip')
-    bus, bridges, g = None, [], None
-    with net.Netns(), vnet.Cleanup(lambda: bus, lambda: None, lambda: g):
-        try:
-            bus = vhost.Bus(args.build_root)
-            kinds = bus.kinds()
-            uds = os.path.join(tmp, 'vsock.sock')
-            echo = EchoServer(f'{uds}_{VSOCK_PORT}')
-            for k in ('virtio-blk', 'virtio-rng', 'virtio-net', 'virtio-vsock'):
-                check(k in kinds, f'devmgr offers the {k} kind')
-            specs = [
-                ('virtio-blk', {'path': image, 'serial': SERIAL, 'queues': 1}, 'blk'),
-                ('virtio-rng', {}, 'rng'),
-                ('virtio-net', {'tap': net.TAP, 'mac': net.GUEST_MAC}, 'net'),
-                ('virtio-vsock', {'cid': VSOCK_CID, 'uds_path': uds}, 'vsock'),
-            ]
-            socks = {}
-            for kind, config, what in specs:
-                sock = os.path.join(tmp, f'vu-{what}.sock')
-                bridges.append(vhost.Bridge(args.bridge, bus, sock, kind, config,
-                                            os.path.join(tmp, f'bridge-{what}.log')))
-                socks[what] = sock
-            vnet.check_device_mac(bridges[2])
+    initrd, names = build_initramfs(run.dir, version, args.vsock_client)
+    image = run.path('disk0.img')
+    seed = qt.make_image(image, DISK_SECTORS, seed=7)
+    run.netns()
+    bus = run.start_bus(args.build_root)
+    kinds = bus.kinds()
+    uds = run.path('vsock.sock')
+    echo = EchoServer(f'{uds}_{VSOCK_PORT}')
+    for k in ('virtio-blk', 'virtio-rng', 'virtio-net', 'virtio-vsock'):
+        check(k in kinds, f'devmgr offers the {k} kind')
+    specs = [
+        ('virtio-blk', {'path': image, 'serial': SERIAL, 'queues': 1}, 'blk'),
+        ('virtio-rng', {}, 'rng'),
+        ('virtio-net', {'tap': TAP, 'mac': GUEST_MAC}, 'net'),
+        ('virtio-vsock', {'cid': VSOCK_CID, 'uds_path': uds}, 'vsock'),
+    ]
+    socks = {what: run.bridge(args.bridge, kind, config, f'-{what}').sock for kind, config, what in specs}
+    bridges = run.bridges
+    vnet.check_device_mac(bridges[2])
 
-            argv = [args.qemu, '-accel', 'tcg', '-M', 'q35', '-smp', str(args.smp), '-m', str(RAM_MIB),
-                    '-object', f'memory-backend-memfd,id=mem,size={RAM_MIB}M,share=on',
-                    '-machine', 'memory-backend=mem', '-nographic', '-no-reboot', '-vga', 'none', '-nic', 'none',
-                    '-kernel', args.kernel, '-initrd', initrd,
-                    '-append', 'console=ttyS0 loglevel=7 panic=-1',
-                    '-chardev', f'socket,id=vublk,path={socks["blk"]}',
-                    '-device', f'vhost-user-blk-pci,chardev=vublk,addr=0x{PCI["blk"][0]},disable-legacy=on,'
-                               'num-queues=1,vectors=2',
-                    '-chardev', f'socket,id=vurng,path={socks["rng"]}',
-                    '-device', f'vhost-user-rng-pci,chardev=vurng,addr=0x{PCI["rng"][0]},vectors=2',
-                    '-chardev', f'socket,id=vunet,path={socks["net"]}',
-                    '-netdev', 'vhost-user,id=n0,chardev=vunet',
-                    '-device', f'virtio-net-pci,netdev=n0,addr=0x{PCI["net"][0]},disable-legacy=on,'
-                               f'mac={net.GUEST_MAC},vectors=0',
-                    # QEMU keeps the event queue: config + three vectors.
-                    '-chardev', f'socket,id=vuvsock,path={socks["vsock"]}',
-                    '-device', f'vhost-user-vsock-pci,chardev=vuvsock,addr=0x{PCI["vsock"][0]},disable-legacy=on,'
-                               'vectors=4']
-            print('running:', ' '.join(argv))
-            g = vhost.Guest(argv)
-            resume(g, 'drivers', args.boot_timeout)
-            print(f'ok: drivers loaded after {time.monotonic() - g.start:.2f}s')
-            check_enumeration(g)
-            check_sysfs(g, names)
-            for line in re.findall(r'^\[ *[\d.]+\] (?:pci 0000:00:0[4-7]\.0: \[|Run /init).*$', g.out, re.M):
-                print(f'info: kernel: {line}')
-            for line in re.findall(r'^PVM: kmsg (.*)$', g.out, re.M):
-                print(f'info: kernel: {line}')
-            for br in bridges:
-                vhost.check_device_jailed(bus, br)
-            go(g)
+    argv = qt.qemu_argv(args, RAM_MIB, append='console=ttyS0 loglevel=7 panic=-1', memfd=True, machine='q35') + [
+        '-vga', 'none', '-initrd', initrd,
+        '-chardev', f'socket,id=vublk,path={socks["blk"]}',
+        '-device', f'vhost-user-blk-pci,chardev=vublk,addr=0x{PCI["blk"][0]},disable-legacy=on,'
+                   'num-queues=1,vectors=2',
+        '-chardev', f'socket,id=vurng,path={socks["rng"]}',
+        '-device', f'vhost-user-rng-pci,chardev=vurng,addr=0x{PCI["rng"][0]},vectors=2',
+        '-chardev', f'socket,id=vunet,path={socks["net"]}',
+        '-netdev', 'vhost-user,id=n0,chardev=vunet',
+        '-device', f'virtio-net-pci,netdev=n0,addr=0x{PCI["net"][0]},disable-legacy=on,'
+                   f'mac={GUEST_MAC},vectors=0',
+        # QEMU keeps the event queue: config + three vectors.
+        '-chardev', f'socket,id=vuvsock,path={socks["vsock"]}',
+        '-device', f'vhost-user-vsock-pci,chardev=vuvsock,addr=0x{PCI["vsock"][0]},disable-legacy=on,'
+                   'vectors=4']
+    g = run.qemu(argv)
+    resume(g, 'drivers', args.boot_timeout)
+    print(f'ok: drivers loaded after {time.monotonic() - g.start:.2f}s')
+    check_enumeration(g)
+    check_sysfs(g, names)
+    for line in re.findall(r'^\[ *[\d.]+\] (?:pci 0000:00:0[4-7]\.0: \[|Run /init).*$', g.out, re.M):
+        print(f'info: kernel: {line}')
+    for line in re.findall(r'^PVM: kmsg (.*)$', g.out, re.M):
+        print(f'info: kernel: {line}')
+    for br in bridges:
+        qt.check_device_jailed(bus, br)
+    go(g)
 
-            m = marker(g, r'blk size (\d+)', 30, 'the disk size')
-            check(int(m.group(1)) == DISK_SECTORS, f'/sys/block/vda/size is {DISK_SECTORS} ({m.group(1)})')
-            m = marker(g, r'blk serial (\S*)', 10, 'the disk serial')
-            check(m.group(1) == SERIAL, f'/sys/block/vda/serial is {SERIAL} ({m.group(1)})')
-            m = marker(g, r'blk head md5 ([0-9a-f]+)', 20, 'the md5 of the disk head')
-            want = hashlib.md5(seed[:64 * 1024]).hexdigest()
-            check(m.group(1) == want, f'Linux read the pre-filled first 64 KiB from the polyvm device (md5 {want})')
-            marker(g, 'blk write ok', 20, 'the pattern write')
-            m = marker(g, r'blk readback md5 ([0-9a-f]+)', 20, 'the md5 of the read back pattern')
-            want = hashlib.md5(PATTERN).hexdigest()
-            check(m.group(1) == want, f'the pattern reads back from the device after drop_caches (md5 {want})')
+    m = marker(g, r'blk size (\d+)', 30, 'the disk size')
+    check(int(m.group(1)) == DISK_SECTORS, f'/sys/block/vda/size is {DISK_SECTORS} ({m.group(1)})')
+    m = marker(g, r'blk serial (\S*)', 10, 'the disk serial')
+    check(m.group(1) == SERIAL, f'/sys/block/vda/serial is {SERIAL} ({m.group(1)})')
+    m = marker(g, r'blk head md5 ([0-9a-f]+)', 20, 'the md5 of the disk head')
+    want = hashlib.md5(seed[:64 * 1024]).hexdigest()
+    check(m.group(1) == want, f'Linux read the pre-filled first 64 KiB from the polyvm device (md5 {want})')
+    marker(g, 'blk write ok', 20, 'the pattern write')
+    m = marker(g, r'blk readback md5 ([0-9a-f]+)', 20, 'the md5 of the read back pattern')
+    want = hashlib.md5(PATTERN).hexdigest()
+    check(m.group(1) == want, f'the pattern reads back from the device after drop_caches (md5 {want})')
 
-            m = marker(g, r'rng current (\S*)', 10, 'rng_current')
-            check(m.group(1).startswith('virtio_rng'), f'rng_current is virtio_rng ({m.group(1)})')
-            m = marker(g, r'rng bytes ([0-9a-f]*)', 10, 'the hwrng bytes')
-            data = bytes.fromhex(m.group(1))
-            check(len(data) == 64 and len(set(data)) > 16, f'/dev/hwrng gave 64 varied bytes ({m.group(1)[:32]}...)')
+    m = marker(g, r'rng current (\S*)', 10, 'rng_current')
+    check(m.group(1).startswith('virtio_rng'), f'rng_current is virtio_rng ({m.group(1)})')
+    m = marker(g, r'rng bytes ([0-9a-f]*)', 10, 'the hwrng bytes')
+    data = bytes.fromhex(m.group(1))
+    check(len(data) == 64 and len(set(data)) > 16, f'/dev/hwrng gave 64 varied bytes ({m.group(1)[:32]}...)')
 
-            m = marker(g, r'net mac (\S+)', 10, 'the MAC')
-            check(m.group(1) == net.GUEST_MAC, f'eth0 has the MAC {net.GUEST_MAC}')
-            m = marker(g, r'net carrier (\d)', 10, 'the carrier')
-            check(m.group(1) == '1', 'eth0 has carrier')
-            m = marker(g, r'ping (.*)', 30, 'the ping summary')
-            check(re.search(r'3 packets transmitted, 3 packets received', m.group(1)) is not None,
-                  f'Linux pinged the host 3/3 through the polyvm device ({m.group(1)})')
-            resume(g, 'net', 10)
-            got = net.host_ping(3, 'Linux')
-            check(got == 3, f'the host pinged Linux 3/3 ({got})')
-            go(g)
-            m = marker(g, r'vsock: (.*)', 30, 'the vsock client')
-            check(m.group(1) == f'sent {VSOCK_BYTES} echoed {VSOCK_BYTES} mismatched 0',
-                  f'Linux connected to host port {VSOCK_PORT} over vsock and got its {VSOCK_BYTES} bytes echoed '
-                  f'({m.group(1)})')
-            echo.join(10)
-            check(echo.received == VSOCK_BYTES and echo.error is None,
-                  f'the host side got {VSOCK_BYTES} bytes through polyvm\'s vsock device ({echo.received}, '
-                  f'{echo.error})')
+    m = marker(g, r'net mac (\S+)', 10, 'the MAC')
+    check(m.group(1) == GUEST_MAC, f'eth0 has the MAC {GUEST_MAC}')
+    m = marker(g, r'net carrier (\d)', 10, 'the carrier')
+    check(m.group(1) == '1', 'eth0 has carrier')
+    m = marker(g, r'ping (.*)', 30, 'the ping summary')
+    check(re.search(r'3 packets transmitted, 3 packets received', m.group(1)) is not None,
+          f'Linux pinged the host 3/3 through the polyvm device ({m.group(1)})')
+    resume(g, 'net', 10)
+    got = qt.host_ping(3, 'Linux')
+    check(got == 3, f'the host pinged Linux 3/3 ({got})')
+    go(g)
+    m = marker(g, r'vsock: (.*)', 30, 'the vsock client')
+    check(m.group(1) == f'sent {VSOCK_BYTES} echoed {VSOCK_BYTES} mismatched 0',
+          f'Linux connected to host port {VSOCK_PORT} over vsock and got its {VSOCK_BYTES} bytes echoed '
+          f'({m.group(1)})')
+    echo.join(10)
+    check(echo.received == VSOCK_BYTES and echo.error is None,
+          f'the host side got {VSOCK_BYTES} bytes through polyvm\'s vsock device ({echo.received}, '
+          f'{echo.error})')
 
-            marker(g, 'done', 20, 'the end of the script')
-            status = g.wait_exit(20, 'poweroff -f')
-            check(status == 0, f'QEMU exited 0 after poweroff -f (status {status})')
-            irqs = re.findall(r'^PVM: irq (.*)$', g.out, re.M)
-            print('info: ' + '\ninfo: '.join(irqs))
+    marker(g, 'done', 20, 'the end of the script')
+    status = g.wait_exit(20, 'poweroff -f')
+    check(status == 0, f'QEMU exited 0 after poweroff -f (status {status})')
+    irqs = re.findall(r'^PVM: irq (.*)$', g.out, re.M)
+    print('info: ' + '\ninfo: '.join(irqs))
 
-            for br in bridges:
-                vhost.check_bridge_after(br)
-            with open(image, 'rb') as f:
-                disk = f.read()
-            check(disk[PATTERN_OFFSET:PATTERN_OFFSET + PATTERN_LEN] == PATTERN,
-                  'the image on the host holds the pattern Linux wrote')
-            check(disk[:PATTERN_OFFSET] == seed[:PATTERN_OFFSET]
-                  and disk[PATTERN_OFFSET + PATTERN_LEN:] == seed[PATTERN_OFFSET + PATTERN_LEN:],
-                  'every other byte of the image is the seed data')
-            if args.show_logs:
-                for br in bridges:
-                    print(f'--- {br.kind} bridge log ---\n{br.text()}--- end ---')
-        except FAILURES:
-            if g:
-                g.kill()
-                print(f'--- guest output ---\n{g.out}\n--- end ---')
-            for br in bridges:
-                br.kill()
-                print(f'--- {br.kind} bridge log ---\n{br.text()}--- end ---')
-            raise
-        finally:
-            for br in bridges:
-                br.kill()
+    for br in bridges:
+        qt.check_bridge_after(br)
+    with open(image, 'rb') as f:
+        disk = f.read()
+    check(disk[PATTERN_OFFSET:PATTERN_OFFSET + PATTERN_LEN] == PATTERN,
+          'the image on the host holds the pattern Linux wrote')
+    check(disk[:PATTERN_OFFSET] == seed[:PATTERN_OFFSET]
+          and disk[PATTERN_OFFSET + PATTERN_LEN:] == seed[PATTERN_OFFSET + PATTERN_LEN:],
+          'every other byte of the image is the seed data')
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--qemu', default='qemu-system-x86_64')
     p.add_argument('--kernel', help='Debian\'s vmlinuz (default: the newest /boot/vmlinuz-*-cloud-amd64)')
-    p.add_argument('--bridge', required=True, help='polyvm-vhost-user-bridge')
-    p.add_argument('--build-root', required=True, help='the build tree (for dbus/polyvm-bus.conf)')
     p.add_argument('--vsock-client', required=True, help='linux-vsock-client (static), put into the initramfs')
     p.add_argument('--smp', type=int, default=1)
     p.add_argument('--boot-timeout', type=float, default=45)
-    p.add_argument('--show-logs', action='store_true', help='print the bridges\' logs also on success')
+    qt.add_bridge_args(p)
     args = p.parse_args()
-
-    if not args.qemu or not shutil.which(args.qemu):
-        print(f'SKIP: {args.qemu or "qemu-system-x86_64"} not found')
+    if qt.qemu_missing(args.qemu):
         return 77
-    start = time.monotonic()
-    try:
-        if not args.kernel:
-            found = sorted(glob.glob('/boot/vmlinuz-*-cloud-amd64'))
-            if not found:
-                fail('no /boot/vmlinuz-*-cloud-amd64: install linux-image-cloud-amd64')
-            args.kernel = found[-1]
-        with tempfile.TemporaryDirectory(prefix='vhost-user-linux-') as tmp:
-            run(args, tmp)
-    except FAILURES as e:
-        print(f'FAIL: {e}')
-        return 1
-    print(f'PASS: Linux {os.path.basename(args.kernel)} drove polyvm\'s virtio-blk, -rng, -net and -vsock '
-          f'in {time.monotonic() - start:.2f}s')
-    return 0
+
+    def body(run):
+        test(args, run)
+        return f'Linux {os.path.basename(args.kernel)} drove polyvm\'s virtio-blk, -rng, -net and -vsock'
+
+    return qt.run('vhost-user-linux-', body, show_logs=args.show_logs)
 
 
 if __name__ == '__main__':

@@ -27,7 +27,7 @@ The checks on the guest are test-virtio-net.py's scenario (imported, not
 copied): `net` shows the MAC and link up, the host pings the guest 3/3,
 `net ping` the host 3/3, 100 verified UDP datagrams each way, malformed
 frames written on the tap are each dropped by the guest and pings still
-work, then poweroff. Around them test-vhost-user.py's: the device is
+work, then poweroff. Around them the vhost-user checks (qemutest.py): the device is
 `active` with the bridge's pid and jailed (seccomp 2, no_new_privs, no
 capabilities, not root) while QEMU runs; after poweroff the bridge exits 0,
 logged DRIVER_OK and a moving used index on both queues, and the device
@@ -35,30 +35,16 @@ process is gone.
 
 Exit status 77 (skip) only when QEMU is not installed.
 """
-import argparse
-import importlib.util
 import os
 import re
-import shutil
 import sys
-import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import qemutest as qt  # noqa: E402
+from qemutest import GUEST_MAC, TAP, check  # noqa: E402
 
-
-def load(name, file):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, file))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-vhost = load('vhost_user', 'test-vhost-user.py')
-net = load('virtio_net', 'test-virtio-net.py')
-# Each module loaded its own copy of test-testguest.py: either's Failure.
-FAILURES = tuple({vhost.Failure, net.Failure})
-check = net.check
+net = qt.load_test('test-virtio-net.py')
 
 
 def check_device_mac(br):
@@ -67,7 +53,7 @@ def check_device_mac(br):
     log = br.text()
     m = re.search(r'^<6>.*Device \S+: virtio-net mac ([0-9a-f:]{17}) status 0x([0-9a-f]+)', log, re.M)
     check(m is not None, 'the bridge logged the polyvm device\'s MAC and status from its config space')
-    check(m.group(1) == net.GUEST_MAC, f'the polyvm device has the MAC QEMU shows the guest ({m.group(1)})')
+    check(m.group(1) == GUEST_MAC, f'the polyvm device has the MAC QEMU shows the guest ({m.group(1)})')
     check(int(m.group(2), 16) & 1, 'the polyvm device reports link up (VIRTIO_NET_S_LINK_UP)')
 
 
@@ -81,104 +67,38 @@ def check_queues_used(br):
               f'(queue {q} used idx {used})')
 
 
-class Cleanup:
-    """Stops QEMU, the bridge and the bus (devmgr with it) before the
-    namespace they live in is deleted."""
-
-    def __init__(self, *getters):
-        self.getters = getters
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        g, br, bus = (get() for get in reversed(self.getters))
-        if g:
-            g.kill()
-        if br:
-            br.kill()
-        if bus:
-            bus.stop()
-        return False
-
-
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--qemu', default='qemu-system-x86_64')
-    p.add_argument('--kernel', required=True)
-    p.add_argument('--bridge', required=True, help='polyvm-vhost-user-bridge')
-    p.add_argument('--build-root', required=True, help='the build tree (for dbus/polyvm-bus.conf)')
-    p.add_argument('--machine', default='q35')
-    p.add_argument('--smp', type=int, default=1)
+    p = qt.arg_parser(__doc__, boot_timeout=60, bridge=True)
     p.add_argument('--irq', choices=['msix', 'intx'], default='intx',
                    help='intx: vectors=0, no MSI-X (msix crashes QEMU 7.2 under TCG, see above)')
-    p.add_argument('--boot-timeout', type=float, default=60)
-    p.add_argument('--show-logs', action='store_true', help='print the bridge\'s log also on success')
     args = p.parse_args()
     args.addr_from_cmdline = False  # net.scenario() sets the address with `net addr`
-
-    if not args.qemu or not shutil.which(args.qemu):
-        print(f'SKIP: {args.qemu or "qemu-system-x86_64"} not found')
+    if qt.qemu_missing(args.qemu):
         return 77
 
-    tmpdir = tempfile.TemporaryDirectory(prefix='testguest-vhost-user-net-')
-    bus, br, g = None, None, None
-    start = time.monotonic()
-    try:
-        if not shutil.which('ip'):
-            raise net.Failure('this test needs `ip` (iproute2) for a network namespace; it does not skip')
+    def body(run):
         # The bus, and so devmgr (activated by it), start inside the
         # namespace: devmgr opens the tap there, by name.
-        with net.Netns() as ns, Cleanup(lambda: bus, lambda: br, lambda: g):
-            bus = vhost.Bus(args.build_root)
-            check('virtio-net' in bus.kinds(), 'devmgr offers the virtio-net kind')
-            sock = os.path.join(tmpdir.name, 'vu0.sock')
-            br = vhost.Bridge(args.bridge, bus, sock, 'virtio-net', {'tap': net.TAP, 'mac': net.GUEST_MAC},
-                              os.path.join(tmpdir.name, 'bridge0.log'))
-            check_device_mac(br)
+        ns = run.netns()
+        bus = run.start_bus(args.build_root)
+        check('virtio-net' in bus.kinds(), 'devmgr offers the virtio-net kind')
+        br = run.bridge(args.bridge, 'virtio-net', {'tap': TAP, 'mac': GUEST_MAC}, 0)
+        check_device_mac(br)
 
-            ram = vhost.RAM_MIB
-            argv = [args.qemu, '-accel', 'tcg', '-M', args.machine, '-smp', str(args.smp), '-m', str(ram),
-                    '-object', f'memory-backend-memfd,id=mem,size={ram}M,share=on', '-machine', 'memory-backend=mem',
-                    '-nographic', '-no-reboot', '-kernel', args.kernel, '-append', 'console=ttyS0',
-                    '-chardev', f'socket,id=vu0,path={sock}', '-netdev', 'vhost-user,id=n0,chardev=vu0',
-                    '-device', f'virtio-net-pci,netdev=n0,disable-legacy=on,mac={net.GUEST_MAC}'
-                    + (',vectors=0' if args.irq == 'intx' else '')]
-            print('running:', ' '.join(argv))
-            g = vhost.Guest(argv)
-            g.expect(re.escape(vhost.testguest.MARKER) + '\n', args.boot_timeout, 'the ready marker')
-            print(f'ok: marker after {time.monotonic() - g.start:.2f}s')
-            m = re.search(r'^virtio-net: \S+ features (0x[0-9a-f]+) \(offered (0x[0-9a-f]+)\)', g.out, re.M)
-            check(m is not None, 'virtio-net came up')
-            print(f'info: virtio-net features {m.group(1)} of offered {m.group(2)}')
+        argv = qt.qemu_argv(args, qt.VHOST_USER_RAM_MIB, memfd=True, nic_none=False) + [
+            '-chardev', f'socket,id=vu0,path={br.sock}', '-netdev', 'vhost-user,id=n0,chardev=vu0',
+            '-device', f'virtio-net-pci,netdev=n0,disable-legacy=on,mac={GUEST_MAC}'
+            + (',vectors=0' if args.irq == 'intx' else '')]
+        g = run.boot(argv, args.boot_timeout)
+        g.check_came_up('virtio-net')
 
-            vhost.check_device_jailed(bus, br)
-            net.scenario(g, args, ns)  # ends with poweroff
-            vhost.check_bridge_after(br)
-            check_queues_used(br)
-            if args.show_logs:
-                print(f'--- bridge log ---\n{br.text()}--- end ---')
-    except FAILURES as e:
-        if g:
-            g.kill()
-            print('--- guest output ---')
-            print(g.out)
-            print('--- end ---')
-        if br:
-            br.kill()
-            print(f'--- bridge log ---\n{br.text()}--- end ---')
-        print(f'FAIL: {e}')
-        return 1
-    finally:
-        if g:
-            g.kill()
-        if br:
-            br.kill()
-        if bus:
-            bus.stop()
-        tmpdir.cleanup()
-    print(f'PASS: vhost-user virtio-net on {args.machine} ({args.irq}) in {time.monotonic() - start:.2f}s')
-    return 0
+        qt.check_device_jailed(bus, br)
+        net.scenario(g, args, ns)  # ends with poweroff
+        qt.check_bridge_after(br)
+        check_queues_used(br)
+        return f'vhost-user virtio-net on {args.machine} ({args.irq})'
+
+    return qt.run('testguest-vhost-user-net-', body, show_logs=args.show_logs)
 
 
 if __name__ == '__main__':

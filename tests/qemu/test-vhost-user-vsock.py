@@ -22,51 +22,31 @@ Firecracker's unix-socket protocol, as the device implements it.
                  device never sends) through the driver's receive path:
                  each counted bad, dropped or answered with RST, no
                  connection made, the device still answers afterwards
-Around them (test-vhost-user.py's checks): the device is active on the bus
+Around them (the vhost-user checks, qemutest.py): the device is active on the bus
 and jailed while QEMU runs; after `poweroff` the bridge exits 0, and the
 device process is gone. No packet counted bad by the guest.
 
 Exit status 77 (skip) when QEMU is not installed.
 """
-import argparse
-import importlib.util
 import os
 import random
 import re
-import shutil
 import socket
-import struct
 import sys
-import tempfile
 import threading
 import time
 
-_spec = importlib.util.spec_from_file_location(
-    'vhost_user', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'test-vhost-user.py'))
-vu = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(vu)
-virtio, testguest = vu.virtio, vu.testguest
-Guest, Failure, check = vu.Guest, vu.Failure, vu.check
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import qemutest as qt  # noqa: E402
+from qemutest import Failure, check, fnv1a64  # noqa: E402
 
 CID = 42
 ECHO_PORT = 1234
 HOST_PORT = 5000
 DEAD_PORT = 5999
 LOCAL_PORT_BASE = 1 << 30  # host ports of host-initiated connections (Firecracker's)
-
-
-def fnv1a32(data):
-    h = 0x811c9dc5
-    for b in data:
-        h = ((h ^ b) * 0x01000193) & 0xffffffff
-    return h
-
-
-def chunk(seq, size):
-    """`vsock send`'s chunk: seq (BE), FNV-1a 32 of the rest (BE), then
-    (seq * 7 + k) & 0xff."""
-    body = bytes((seq * 7 + k) & 0xff for k in range(8, size))
-    return struct.pack('>II', seq, fnv1a32(body)) + body
+chunk = qt.numbered_chunk  # `vsock send`'s chunk
 
 
 class Io(threading.Thread):
@@ -180,13 +160,13 @@ def scenario(g, args, uds, host_listener):
         check(len(got) == total, f'the host received {total} bytes ({len(got)})')
         bad = [i for i in range(64) if got[i * 4096:(i + 1) * 4096] != chunk(i, 4096)]
         check(not bad, f'every chunk has its sequence number, checksum and pattern (bad: {bad[:5]})')
-        check(int(m.group(1), 16) == virtio.fnv1a64(got), 'the guest\'s FNV-1a 64 is that of what the host got')
+        check(int(m.group(1), 16) == fnv1a64(got), 'the guest\'s FNV-1a 64 is that of what the host got')
 
         back = random.Random(2).randbytes(100000)
         writer = Io(lambda: hs.sendall(back))
         out = g.command(f'vsock recv {conn} {len(back)} 15000', timeout=30)
         writer.get(15)
-        want = f'vsock recv: conn {conn} received {len(back)} bytes fnv1a64 0x{virtio.fnv1a64(back):016x}'
+        want = f'vsock recv: conn {conn} received {len(back)} bytes fnv1a64 0x{fnv1a64(back):016x}'
         check(want in out, f'the guest received the host\'s 100000 bytes intact ({out.strip()})')
 
         out = g.command(f'vsock close {conn}')
@@ -224,79 +204,38 @@ def scenario(g, args, uds, host_listener):
     # The device still works after them.
     out = g.command(f'vsock connect 2 {DEAD_PORT}')
     check(f'vsock connect: 2:{DEAD_PORT} refused (reset by the peer)' in out, 'the device still answers after them')
-    virtio.finish(g)
+    g.poweroff()
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--qemu', default='qemu-system-x86_64')
-    p.add_argument('--kernel', required=True)
-    p.add_argument('--bridge', required=True, help='polyvm-vhost-user-bridge')
-    p.add_argument('--build-root', required=True, help='the build tree (for dbus/polyvm-bus.conf)')
-    p.add_argument('--machine', default='q35')
-    p.add_argument('--smp', type=int, default=1)
+    p = qt.arg_parser(__doc__, boot_timeout=30, bridge=True)
     p.add_argument('--irq', choices=['msix', 'intx'], default='msix')
-    p.add_argument('--boot-timeout', type=float, default=30)
-    p.add_argument('--show-logs', action='store_true', help='print the bridge\'s log also on success')
     args = p.parse_args()
-    t0 = time.monotonic()
-    if not args.qemu or not shutil.which(args.qemu):
-        print(f'SKIP: {args.qemu or "qemu-system-x86_64"} not found')
+    if qt.qemu_missing(args.qemu):
         return 77
 
-    tmpdir = tempfile.TemporaryDirectory(prefix='testguest-vsock-')
-    uds = os.path.join(tmpdir.name, 'vsock.sock')
-    bus, br, g, listener = None, None, None, None
-    try:
-        bus = vu.Bus(args.build_root)
+    def body(run):
+        uds = run.path('vsock.sock')
+        bus = run.start_bus(args.build_root)
         check('virtio-vsock' in bus.kinds(), 'devmgr offers the virtio-vsock kind')
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(f'{uds}_{HOST_PORT}')
-        listener.listen(4)
-        sock = os.path.join(tmpdir.name, 'vu0.sock')
-        br = vu.Bridge(args.bridge, bus, sock, 'virtio-vsock', {'cid': CID, 'uds_path': uds},
-                       os.path.join(tmpdir.name, 'bridge0.log'))
-        check(os.path.exists(uds), f'the device listens on uds_path ({uds})')
-        # QEMU keeps the event queue itself (vhost-user-vsock hands the
-        # back-end rx and tx only); vectors=4: config + three queues.
-        props = 'disable-legacy=on,' + ('vectors=0' if args.irq == 'intx' else 'vectors=4')
-        argv = [args.qemu, '-accel', 'tcg', '-M', args.machine, '-smp', str(args.smp), '-m', str(vu.RAM_MIB),
-                '-object', f'memory-backend-memfd,id=mem,size={vu.RAM_MIB}M,share=on', '-machine',
-                'memory-backend=mem', '-nographic', '-no-reboot', '-nic', 'none', '-kernel', args.kernel,
-                '-append', 'console=ttyS0', '-chardev', f'socket,id=vu0,path={sock}',
-                '-device', f'vhost-user-vsock-pci,chardev=vu0,{props}']
-        print('running:', ' '.join(argv))
-        g = Guest(argv)
-        g.expect(re.escape(testguest.MARKER) + '\n', args.boot_timeout, 'the ready marker')
-        print(f'ok: marker after {time.monotonic() - g.start:.2f}s')
-        check(not re.search(r'^virtio-\S+: (refused|.*falling back)', g.out, re.M),
-              'no virtio device was refused at boot')
-        vu.check_device_jailed(bus, br)
-        scenario(g, args, uds, listener)
-        vu.check_bridge_after(br)
-        if args.show_logs:
-            print(f'--- bridge log ---\n{br.text()}--- end ---')
-    except Failure as e:
-        if g:
-            g.kill()
-            print(f'--- guest output ---\n{g.out}\n--- end ---')
-        if br:
-            br.kill()
-            print(f'--- bridge log ---\n{br.text()}\n--- end ---')
-        print(f'FAIL: {e}')
-        return 1
-    finally:
-        if g:
-            g.kill()
-        if br:
-            br.kill()
-        if bus:
-            bus.stop()
-        if listener:
-            listener.close()
-        tmpdir.cleanup()
-    print(f'PASS: vhost-user vsock ({args.machine}, {args.irq}) in {time.monotonic() - t0:.2f}s')
-    return 0
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(f'{uds}_{HOST_PORT}')
+            listener.listen(4)
+            br = run.bridge(args.bridge, 'virtio-vsock', {'cid': CID, 'uds_path': uds}, 0)
+            check(os.path.exists(uds), f'the device listens on uds_path ({uds})')
+            # QEMU keeps the event queue itself (vhost-user-vsock hands the
+            # back-end rx and tx only); vectors=4: config + three queues.
+            props = 'disable-legacy=on,' + ('vectors=0' if args.irq == 'intx' else 'vectors=4')
+            argv = qt.qemu_argv(args, qt.VHOST_USER_RAM_MIB, memfd=True) + [
+                '-chardev', f'socket,id=vu0,path={br.sock}', '-device', f'vhost-user-vsock-pci,chardev=vu0,{props}']
+            g = run.boot(argv, args.boot_timeout)
+            g.check_none_refused()
+            qt.check_device_jailed(bus, br)
+            scenario(g, args, uds, listener)
+            qt.check_bridge_after(br)
+        return f'vhost-user vsock ({args.machine}, {args.irq})'
+
+    return qt.run('testguest-vsock-', body, show_logs=args.show_logs)
 
 
 if __name__ == '__main__':

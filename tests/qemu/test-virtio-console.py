@@ -15,21 +15,17 @@ with 0 bytes.
 
 Exit status 77 (skip) when QEMU is not installed.
 """
-import argparse
-import importlib.util
 import os
 import re
 import select
 import socket
 import sys
-import tempfile
 import time
 
-_spec = importlib.util.spec_from_file_location(
-    'testguest', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'test-testguest.py'))
-testguest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(testguest)
-Guest, Failure, check = testguest.Guest, testguest.Failure, testguest.check
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import qemutest as qt  # noqa: E402
+from qemutest import Failure, check  # noqa: E402
 
 
 def escaped(data):
@@ -91,55 +87,29 @@ def scenario(g, args, sock_path):
         m = re.search(r'irqs rx (\d+) tx (\d+)', out)
         check(m and int(m.group(1)) > 0 and int(m.group(2)) > 0, 'interrupts were counted on both queues')
 
-    g.type_only('poweroff')
-    status = g.wait_exit(30, 'poweroff')
-    check('poweroff: failed' not in g.out, f'poweroff makes QEMU exit (status {status})')
+    g.poweroff()
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--qemu', default='qemu-system-x86_64')
-    p.add_argument('--kernel', required=True)
-    p.add_argument('--machine', default='q35')
-    p.add_argument('--smp', type=int, default=1)
+    p = qt.arg_parser(__doc__, boot_timeout=60)
     p.add_argument('--irq', choices=['msix', 'intx'], default='msix', help='intx: vectors=0, no MSI-X')
-    p.add_argument('--boot-timeout', type=float, default=60)
     args = p.parse_args()
-
-    if not args.qemu or not os.access(args.qemu, os.X_OK) and not any(
-            os.access(os.path.join(d, args.qemu), os.X_OK) for d in os.environ.get('PATH', '').split(':')):
-        print(f'SKIP: {args.qemu or "qemu-system-x86_64"} not found')
+    if qt.qemu_missing(args.qemu):
         return 77
 
-    tmpdir = tempfile.TemporaryDirectory(prefix='testguest-vcon-')
-    sock_path = os.path.join(tmpdir.name, 'console.sock')
-    vectors = ',vectors=0' if args.irq == 'intx' else ''
-    argv = [args.qemu, '-accel', 'tcg', '-M', args.machine, '-smp', str(args.smp), '-m', '128',
-            '-nographic', '-no-reboot', '-nic', 'none', '-kernel', args.kernel, '-append', 'console=ttyS0',
+    def body(run):
+        sock_path = run.path('console.sock')
+        vectors = ',vectors=0' if args.irq == 'intx' else ''
+        argv = qt.qemu_argv(args, 128) + [
             '-device', f'virtio-serial-pci,disable-legacy=on{vectors}',
             '-chardev', f'socket,id=c0,path={sock_path},server=on,wait=off',
             '-device', 'virtconsole,chardev=c0']
-    print('running:', ' '.join(argv))
-    g = Guest(argv)
-    try:
-        g.expect(re.escape(testguest.MARKER) + '\n', args.boot_timeout, 'the ready marker')
-        print(f'ok: marker after {time.monotonic() - g.start:.2f}s')
-        m = re.search(r'^virtio-console: \S+ features (0x[0-9a-f]+) \(offered (0x[0-9a-f]+)\)', g.out, re.M)
-        check(m is not None, 'virtio-console came up')
-        print(f'info: virtio-console features {m.group(1)} of offered {m.group(2)}')
+        g = run.boot(argv, args.boot_timeout)
+        g.check_came_up('virtio-console')
         scenario(g, args, sock_path)
-    except Failure as e:
-        g.kill()
-        print('--- guest output ---')
-        print(g.out)
-        print('--- end ---')
-        print(f'FAIL: {e}')
-        return 1
-    finally:
-        g.kill()
-        tmpdir.cleanup()
-    print(f'PASS: virtio-console on {args.machine} ({args.irq}) in {time.monotonic() - g.start:.2f}s')
-    return 0
+        return f'virtio-console on {args.machine} ({args.irq})'
+
+    return qt.run('testguest-vcon-', body)
 
 
 if __name__ == '__main__':

@@ -27,45 +27,23 @@ IOAPIC.
 
 Exit status 77 (skip) only when QEMU is not installed.
 """
-import argparse
-import ctypes
-import importlib.util
 import os
-import random
 import re
 import select
 import socket
 import struct
-import subprocess
 import sys
 import time
 
-_spec = importlib.util.spec_from_file_location(
-    'testguest', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'test-testguest.py'))
-testguest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(testguest)
-Guest, Failure, check = testguest.Guest, testguest.Failure, testguest.check
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import qemutest as qt  # noqa: E402
+from qemutest import GUEST_IP, GUEST_MAC, HOST_IP, PREFIX, TAP, check, host_ping, inet_csum  # noqa: E402
 
-GUEST_MAC = '52:54:00:12:34:56'
-HOST_IP, GUEST_IP, PREFIX = '10.77.0.1', '10.77.0.2', 24
-TAP = 'tgtap0'
-CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
 GUEST_TO_HOST_PORT, HOST_TO_GUEST_PORT = 5001, 5002
 DATAGRAMS = 100
-
-
-def fnv1a32(data):
-    h = 0x811c9dc5
-    for b in data:
-        h = ((h ^ b) * 0x01000193) & 0xffffffff
-    return h
-
-
-def udp_payload(seq, size):
-    """guest/virtio-net.c's udp_payload_fill()."""
-    body = bytes((seq * 7 + k) & 0xff for k in range(8, size))
-    return struct.pack('>II', seq, fnv1a32(body)) + body
+udp_payload = qt.numbered_chunk  # guest/virtio-net.c's udp_payload_fill()
 
 
 def udp_payload_seq(data):
@@ -74,96 +52,6 @@ def udp_payload_seq(data):
         return None
     seq = struct.unpack('>I', data[:4])[0]
     return seq if data == udp_payload(seq, len(data)) else None
-
-
-def inet_csum(data):
-    if len(data) % 2:
-        data += b'\0'
-    s = sum(struct.unpack(f'>{len(data) // 2}H', data))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
-
-
-def run(*argv):
-    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if r.returncode != 0:
-        raise Failure(f'{" ".join(argv)} failed ({r.returncode}): {r.stdout.strip()}')
-    return r.stdout
-
-
-class Netns:
-    """A network namespace with a tap device; this process moves into it so
-    QEMU (a child) and every socket here live there."""
-
-    def __init__(self):
-        self.name = f'polyvm-tg-{os.getpid()}'
-        self.created = False
-
-    def __enter__(self):
-        if os.geteuid() != 0:
-            raise Failure('this test needs root (a network namespace and a tap device); it does not skip')
-        run('ip', 'netns', 'add', self.name)
-        self.created = True
-        try:
-            self._setup()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def _setup(self):
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(f'/run/netns/{self.name}', os.O_RDONLY)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise Failure(f'setns into {self.name}: {os.strerror(ctypes.get_errno())}')
-        finally:
-            os.close(fd)
-        run('ip', 'link', 'set', 'lo', 'up')
-        run('ip', 'tuntap', 'add', 'dev', TAP, 'mode', 'tap')
-        run('ip', 'addr', 'add', f'{HOST_IP}/{PREFIX}', 'dev', TAP)
-        run('ip', 'link', 'set', TAP, 'up')
-        # /sys still shows the namespace we came from: ask ip.
-        m = re.search(r'link/ether ([0-9a-f:]{17})', run('ip', 'link', 'show', TAP))
-        if not m:
-            raise Failure(f'no MAC address for {TAP}')
-        self.tap_mac = bytes.fromhex(m.group(1).replace(':', ''))
-        print(f'ok: netns {self.name} with {TAP} {HOST_IP}/{PREFIX}')
-
-    def __exit__(self, *exc):
-        if self.created:
-            subprocess.run(['ip', 'netns', 'del', self.name], check=False)
-        return False
-
-
-def host_ping(count, what, ident=0x4242):
-    """ICMP echo from a raw socket (no ping binary needed): the number of
-    replies from the guest that carry our identifier, sequence and payload."""
-    got = 0
-    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
-        for seq in range(1, count + 1):
-            payload = bytes(random.randrange(256) for _ in range(48))
-            hdr = struct.pack('>BBHHH', 8, 0, 0, ident, seq)
-            pkt = struct.pack('>BBHHH', 8, 0, inet_csum(hdr + payload), ident, seq) + payload
-            s.sendto(pkt, (GUEST_IP, 0))
-            deadline = time.monotonic() + 3
-            while time.monotonic() < deadline:
-                r, _, _ = select.select([s], [], [], deadline - time.monotonic())
-                if not r:
-                    break
-                data, addr = s.recvfrom(2048)
-                ihl = (data[0] & 0xf) * 4
-                icmp = data[ihl:]
-                if addr[0] != GUEST_IP or len(icmp) < 8:
-                    continue
-                typ, code, _, rid, rseq = struct.unpack('>BBHHH', icmp[:8])
-                if typ == 0 and rid == ident and rseq == seq:
-                    check(icmp[8:] == payload and inet_csum(icmp) == 0,
-                          f'{what}: echo reply {seq} carries our payload with a good checksum')
-                    got += 1
-                    break
-    return got
 
 
 def net_counters(g):
@@ -266,7 +154,7 @@ def scenario(g, args, ns):
         for seq in range(DATAGRAMS):
             s.sendto(udp_payload(seq, size), (GUEST_IP, HOST_TO_GUEST_PORT))
     m = g.expect(r'net udp recv: port (\d+) received (\d+) bytes (\d+) bad (\d+)(.*)\n', 30, 'the udp recv summary')
-    g.expect(re.escape(testguest.PROMPT), 10, 'the prompt after net udp recv')
+    g.expect(re.escape(qt.PROMPT), 10, 'the prompt after net udp recv')
     check(int(m.group(2)) == DATAGRAMS and m.group(5) == '',
           f'the guest received all {DATAGRAMS} datagrams (got {m.group(2)}{m.group(5)})')
     check(int(m.group(3)) == DATAGRAMS * size, f'the guest counted {DATAGRAMS * size} payload bytes')
@@ -292,57 +180,30 @@ def scenario(g, args, ns):
     m = re.search(rf'^net: features 0x[0-9a-f]+ irq {args.irq} irqs rx (\d+) tx (\d+) config \d+$', out, re.M)
     check(m and int(m.group(1)) > 0 and int(m.group(2)) > 0, 'receive and transmit interrupts were counted')
     check(c3['rx'] >= DATAGRAMS + 9 and c3['tx'] >= DATAGRAMS + 9, f'counters rx {c3["rx"]} tx {c3["tx"]} add up')
-    g.type_only('poweroff')
-    status = g.wait_exit(30, 'poweroff')
-    check('poweroff: failed' not in g.out, f'poweroff makes QEMU exit (status {status})')
+    g.poweroff()
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--qemu', default='qemu-system-x86_64')
-    p.add_argument('--kernel', required=True)
-    p.add_argument('--machine', default='q35')
-    p.add_argument('--smp', type=int, default=1)
+    p = qt.arg_parser(__doc__, boot_timeout=60)
     p.add_argument('--irq', choices=['msix', 'intx'], default='msix', help='intx: vectors=0, no MSI-X')
     p.add_argument('--addr-from-cmdline', action='store_true', help='tg.net.addr= instead of `net addr`')
-    p.add_argument('--boot-timeout', type=float, default=60)
     args = p.parse_args()
-
-    if not args.qemu or not os.access(args.qemu, os.X_OK) and not any(
-            os.access(os.path.join(d, args.qemu), os.X_OK) for d in os.environ.get('PATH', '').split(':')):
-        print(f'SKIP: {args.qemu or "qemu-system-x86_64"} not found')
+    if qt.qemu_missing(args.qemu):
         return 77
 
-    cmdline = 'console=ttyS0' + (f' tg.net.addr={GUEST_IP}/{PREFIX}' if args.addr_from_cmdline else '')
-    argv = [args.qemu, '-accel', 'tcg', '-M', args.machine, '-smp', str(args.smp), '-m', '128',
-            '-nographic', '-no-reboot', '-kernel', args.kernel, '-append', cmdline,
+    def body(run):
+        cmdline = 'console=ttyS0' + (f' tg.net.addr={GUEST_IP}/{PREFIX}' if args.addr_from_cmdline else '')
+        argv = qt.qemu_argv(args, 128, append=cmdline, nic_none=False) + [
             '-netdev', f'tap,id=n0,ifname={TAP},script=no,downscript=no',
             '-device', f'virtio-net-pci,netdev=n0,disable-legacy=on,mac={GUEST_MAC}'
             + (',vectors=0' if args.irq == 'intx' else '')]
-    g = None
-    start = time.monotonic()
-    try:
-        with Netns() as ns:
-            print('running:', ' '.join(argv))
-            g = Guest(argv)
-            try:
-                g.expect(re.escape(testguest.MARKER) + '\n', args.boot_timeout, 'the ready marker')
-                print(f'ok: marker after {time.monotonic() - g.start:.2f}s')
-                m = re.search(r'^virtio-net: \S+ features (0x[0-9a-f]+) \(offered (0x[0-9a-f]+)\)', g.out, re.M)
-                check(m is not None, 'virtio-net came up')
-                print(f'info: virtio-net features {m.group(1)} of offered {m.group(2)}')
-                scenario(g, args, ns)
-            finally:
-                g.kill()
-    except Failure as e:
-        if g:
-            print('--- guest output ---')
-            print(g.out)
-            print('--- end ---')
-        print(f'FAIL: {e}')
-        return 1
-    print(f'PASS: virtio-net on {args.machine} ({args.irq}) in {time.monotonic() - start:.2f}s')
-    return 0
+        ns = run.netns()
+        g = run.boot(argv, args.boot_timeout)
+        g.check_came_up('virtio-net')
+        scenario(g, args, ns)
+        return f'virtio-net on {args.machine} ({args.irq})'
+
+    return qt.run('testguest-net-', body)
 
 
 if __name__ == '__main__':

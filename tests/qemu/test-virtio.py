@@ -29,23 +29,15 @@ fall back to INTx through the IOAPIC and still count interrupts.
 
 Exit status 77 (skip) when QEMU is not installed.
 """
-import argparse
-import importlib.util
 import os
-import random
 import re
 import sys
-import tempfile
-import time
 
-_spec = importlib.util.spec_from_file_location(
-    'testguest', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'test-testguest.py'))
-testguest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(testguest)
-Guest, Failure, check = testguest.Guest, testguest.Failure, testguest.check
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import qemutest as qt  # noqa: E402
+from qemutest import M64, SECTOR, check, fnv1a64, make_image  # noqa: E402
 
-SECTOR = 512
-M64 = (1 << 64) - 1
 PREFILL_SECTOR, PREFILL_COUNT = 100, 4
 
 
@@ -60,21 +52,6 @@ def pattern_word(seed, sector, word):
 def pattern_bytes(seed, sector, count):
     return b''.join(pattern_word(seed, s, w).to_bytes(8, 'little')
                     for s in range(sector, sector + count) for w in range(SECTOR // 8))
-
-
-def fnv1a64(data):
-    h = 0xcbf29ce484222325
-    for b in data:
-        h = ((h ^ b) * 0x100000001b3) & M64
-    return h
-
-
-def make_image(path, sectors, seed):
-    """Random (but reproducible) content, so any stray write shows."""
-    data = random.Random(seed).randbytes(sectors * SECTOR)
-    with open(path, 'wb') as f:
-        f.write(data)
-    return data
 
 
 def sectors_of(data, sector, count):
@@ -139,12 +116,6 @@ def write_flush_verify(g, disk, sector, count, seed, irq_expected=True):
     check('verify ok' in out, f'disk {disk}: verify reads the pattern back')
 
 
-def finish(g):
-    g.type_only('poweroff')
-    status = g.wait_exit(30, 'poweroff')
-    check('poweroff: failed' not in g.out, f'poweroff makes QEMU exit (status {status})')
-
-
 def scenario_rng_blk(g, args, images):
     path, image = images[0]
     sectors = len(image) // SECTOR
@@ -166,7 +137,7 @@ def scenario_rng_blk(g, args, images):
     out = g.command(f'blk read {sectors - 2} 4', timeout=20)
     check('IOERR' in out, 'a read that runs past the capacity answers IOERR')
     check_prefilled(g, 0, image, 'after the errors')
-    finish(g)
+    g.poweroff()
 
     with open(path, 'rb') as f:
         after = f.read()
@@ -186,7 +157,7 @@ def scenario_readonly(g, args, images):
     check(re.search(r'^blk write: sector 0: IOERR \(status 1\)$', out, re.M) is not None,
           'the device answers IOERR to a forced write')
     check_prefilled(g, 0, image, 'readonly disk')
-    finish(g)
+    g.poweroff()
     with open(path, 'rb') as f:
         check(f.read() == image, 'the read-only image is unchanged')
 
@@ -202,7 +173,7 @@ def scenario_two_disks(g, args, images):
     write_flush_verify(g, 1, sector, count, seed)
     out = g.command(f'blk 0 verify {sector} {count} 0x{seed:x}')
     check('mismatch at byte offset 0' in out, 'disk 0 does not have what was written to disk 1')
-    finish(g)
+    g.poweroff()
     with open(images[0][0], 'rb') as f:
         check(f.read() == images[0][1], 'disk 0 image unchanged')
     with open(images[1][0], 'rb') as f:
@@ -225,7 +196,7 @@ def scenario_transitional(g, args, images):
           'the transitional virtio-rng works through its modern interface (subsystem id 4)')
     out = g.command('blk')
     check('blk: no virtio-blk device' in out, 'the refused disk is not offered to the shell')
-    finish(g)
+    g.poweroff()
 
 
 SCENARIOS = {
@@ -237,60 +208,36 @@ SCENARIOS = {
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--qemu', default='qemu-system-x86_64')
-    p.add_argument('--kernel', required=True)
-    p.add_argument('--machine', default='q35')
-    p.add_argument('--smp', type=int, default=1)
+    p = qt.arg_parser(__doc__, boot_timeout=60)
     p.add_argument('--scenario', choices=SCENARIOS, default='rng-blk')
     p.add_argument('--irq', choices=['msix', 'intx'], default='msix')
-    p.add_argument('--boot-timeout', type=float, default=60)
     args = p.parse_args()
-
-    if not args.qemu or not os.access(args.qemu, os.X_OK) and not any(
-            os.access(os.path.join(d, args.qemu), os.X_OK) for d in os.environ.get('PATH', '').split(':')):
-        print(f'SKIP: {args.qemu or "qemu-system-x86_64"} not found')
+    if qt.qemu_missing(args.qemu):
         return 77
 
-    tmpdir = tempfile.TemporaryDirectory(prefix='testguest-virtio-')
-    scenario, sizes = SCENARIOS[args.scenario]
-    vectors = ',vectors=0' if args.irq == 'intx' else ''
-    argv = [args.qemu, '-accel', 'tcg', '-M', args.machine, '-smp', str(args.smp), '-m', '128',
-            '-nographic', '-no-reboot', '-nic', 'none', '-kernel', args.kernel, '-append', 'console=ttyS0']
-    # transitional: rng with both interfaces (device id 0x1005), blk legacy only.
-    modern = 'disable-legacy=off' if args.scenario == 'transitional' else 'disable-legacy=on'
-    if args.scenario != 'readonly':
-        argv += ['-device', f'virtio-rng-pci,{modern}{vectors}']
-    blk_modern = 'disable-modern=on,disable-legacy=off' if args.scenario == 'transitional' else 'disable-legacy=on'
-    images = []
-    for i, sectors in enumerate(sizes):
-        path = os.path.join(tmpdir.name, f'disk{i}.img')
-        images.append((path, make_image(path, sectors, seed=i + 1)))
-        ro = ',readonly=on' if args.scenario == 'readonly' else ''
-        argv += ['-drive', f'if=none,id=d{i},file={path},format=raw{ro}',
-                 '-device', f'virtio-blk-pci,drive=d{i},{blk_modern},serial=polyvm{i}{vectors}']
-    print('running:', ' '.join(argv))
-
-    g = Guest(argv)
-    try:
-        g.expect(re.escape(testguest.MARKER) + '\n', args.boot_timeout, 'the ready marker')
-        print(f'ok: marker after {time.monotonic() - g.start:.2f}s')
+    def body(run):
+        scenario, sizes = SCENARIOS[args.scenario]
+        vectors = ',vectors=0' if args.irq == 'intx' else ''
+        argv = qt.qemu_argv(args, 128)
+        # transitional: rng with both interfaces (device id 0x1005), blk legacy only.
+        modern = 'disable-legacy=off' if args.scenario == 'transitional' else 'disable-legacy=on'
+        if args.scenario != 'readonly':
+            argv += ['-device', f'virtio-rng-pci,{modern}{vectors}']
+        blk_modern = 'disable-modern=on,disable-legacy=off' if args.scenario == 'transitional' else 'disable-legacy=on'
+        images = []
+        for i, sectors in enumerate(sizes):
+            path = run.path(f'disk{i}.img')
+            images.append((path, make_image(path, sectors, seed=i + 1)))
+            ro = ',readonly=on' if args.scenario == 'readonly' else ''
+            argv += ['-drive', f'if=none,id=d{i},file={path},format=raw{ro}',
+                     '-device', f'virtio-blk-pci,drive=d{i},{blk_modern},serial=polyvm{i}{vectors}']
+        g = run.boot(argv, args.boot_timeout)
         if args.scenario != 'transitional':
-            check(not re.search(r'^virtio-\S+: (refused|.*falling back)', g.out, re.M),
-                  'no virtio device was refused at boot')
+            g.check_none_refused()
         scenario(g, args, images)
-    except Failure as e:
-        g.kill()
-        print('--- guest output ---')
-        print(g.out)
-        print('--- end ---')
-        print(f'FAIL: {e}')
-        return 1
-    finally:
-        g.kill()
-        tmpdir.cleanup()
-    print(f'PASS: {args.scenario} ({args.irq}) in {time.monotonic() - g.start:.2f}s')
-    return 0
+        return f'{args.scenario} ({args.irq})'
+
+    return qt.run('testguest-virtio-', body)
 
 
 if __name__ == '__main__':
