@@ -20,14 +20,17 @@
 #include "swap.h"
 #include "uffd.h"
 
-/* A SwapOut chunk on its way to disk. */
+/* A chunk with the I/O thread: a SwapOut chunk on its way to disk, or a
+ * SwapIn chunk being read. */
 struct swap_chunk {
         struct swap_job job;
         struct swap_run runs[SWAP_CHUNK_PAGES];
-        uint8_t next[SWAP_CHUNK_PAGES]; /* the pages' states once written */
+        uint8_t next[SWAP_CHUNK_PAGES]; /* writing: the pages' states once written */
         uint64_t first, n;
-        void *buf;
+        uint8_t *buf;
         bool busy;
+        bool reading;
+        uint64_t gen;                   /* reading: the SwapIn pass it was read for (swap->in_gen) */
 };
 
 /* A fault that waits for its chunk to leave; the uffd is named by fd, as
@@ -209,6 +212,8 @@ _printf_(2, 3) static void swap_rollback(struct swap *s, const char *fmt, ...) {
                   s->rollback_error ?: "(out of memory)");
         s->rolling_back = true;
         s->cursor = 0;
+        s->read_cursor = 0;
+        s->in_gen++;
 }
 
 /* Whether a failed ioctl (r) on e's uffd failed because its process is
@@ -309,8 +314,8 @@ static int swap_schedule(struct swap *s) {
 }
 
 static bool swap_page_on_its_way(const struct swap *s, uint64_t page) {
-        for (unsigned i = 0; s->n_inflight > 0 && i < SWAP_DEPTH; i++)
-                if (s->chunks[i].busy && page - s->chunks[i].first < s->chunks[i].n)
+        for (unsigned i = 0; s->n_writing > 0 && i < SWAP_DEPTH; i++)
+                if (s->chunks[i].busy && !s->chunks[i].reading && page - s->chunks[i].first < s->chunks[i].n)
                         return true;
         return false;
 }
@@ -348,7 +353,7 @@ static uint64_t swap_read_ahead(struct swap *s, uint64_t page) {
         uint64_t last = s->last_fault, hi = page + 1;
 
         s->last_fault = page;
-        if (s->n_inflight > 0 || last == UINT64_MAX || page <= last || page - last > SWAP_FAULT_AROUND_PAGES)
+        if (s->n_writing > 0 || last == UINT64_MAX || page <= last || page - last > SWAP_FAULT_AROUND_PAGES)
                 return hi;
         for (uint64_t i = page + 1; i < MIN(page + SWAP_FAULT_AROUND_PAGES, s->n_pages); i++)
                 if (swap_page_where(s, i) == SWAP_PAGE_FILE && !swap_page_back(s, i))
@@ -532,15 +537,15 @@ static struct swap_chunk *swap_free_chunk(struct swap *s) {
 /* A SwapOut started again while the chunks of the last one are still on
  * their way waits for them (they cover pages it is about to look at). */
 static bool swap_writes_ahead(const struct swap *s) {
-        for (unsigned i = 0; s->n_inflight > 0 && i < SWAP_DEPTH; i++)
-                if (s->chunks[i].busy && s->chunks[i].first + s->chunks[i].n > s->cursor)
+        for (unsigned i = 0; s->n_writing > 0 && i < SWAP_DEPTH; i++)
+                if (s->chunks[i].busy && !s->chunks[i].reading && s->chunks[i].first + s->chunks[i].n > s->cursor)
                         return true;
         return false;
 }
 
 /* One chunk of SwapOut, into slot c: the pages that may be in memory
  * (never swapped, or brought back by a fault) are copied under write
- * protection in every mapping and handed to the writer. The protection
+ * protection in every mapping and handed to the I/O thread. The protection
  * stays until they are on disk and punched out (swap_out_written()), so a
  * write either happened before the copy (and is in it) or waits until the
  * page is gone and then faults it back from the file: none is lost. */
@@ -597,18 +602,19 @@ static int swap_out_step(struct swap *s, struct swap_chunk *c) {
                 .sync = !s->direct_io,
         };
         c->busy = true;
+        c->reading = false;
         s->n_inflight++;
-        swap_writer_submit(s->writer, &c->job);
+        s->n_writing++;
+        swap_io_submit(s->io, &c->job);
         return 0;
 }
 
-/* The writer is done with a chunk: punch it out and let writes through,
+/* The I/O thread wrote a chunk: punch it out and let writes through,
  * or, if it could not be written, keep it and bring back what left
  * before. Runs also when the swap failed or a SwapIn took over meanwhile:
  * the page states must say where each page is. */
-static void swap_out_written(struct swap_job *job, void *userdata) {
-        struct swap *s = userdata;
-        struct swap_chunk *c = (struct swap_chunk *) job; /* job is its first member */
+static void swap_out_written(struct swap *s, struct swap_chunk *c) {
+        struct swap_job *job = &c->job;
         uint64_t off = c->first * s->page_size, len = c->n * s->page_size;
         int r;
 
@@ -633,9 +639,8 @@ static void swap_out_written(struct swap_job *job, void *userdata) {
         }
         c->busy = false;
         s->n_inflight--;
+        s->n_writing--;
         swap_replay_deferred(s);
-        if ((s->state == SWAP_SWAPPING_OUT || s->state == SWAP_SWAPPING_IN) && swap_schedule(s) < 0)
-                swap_fail(s, "cannot schedule the next step");
 }
 
 /* Unregisters every mapping swap registered; a dead one has nothing left
@@ -676,32 +681,68 @@ static struct uffd_entry *swap_copy_entry(struct swap *s) {
         return NULL;
 }
 
-/* One chunk of SwapIn: copies the chunk's pages from the file (one read
- * from its first to its last file page); a page a fault brought back (or
- * one that is there anyway: EEXIST) is newer than the file and stays. */
-static int swap_in_step(struct swap *s) {
-        uint64_t first = s->cursor, n = MIN((uint64_t) SWAP_CHUNK_PAGES, s->n_pages - first), lo = n, hi = 0;
-        int r;
+/* SwapIn (or a failed SwapOut bringing pages back): hands the I/O thread
+ * the next chunks to read, as many as there are free slots; each is one
+ * read from its first to its last file page. They come back in order to
+ * swap_in_read(). */
+static void swap_in_submit(struct swap *s) {
+        struct swap_chunk *c;
 
-        for (uint64_t i = 0; i < n; i++)
-                if (swap_page_where(s, first + i) == SWAP_PAGE_FILE && !swap_page_back(s, first + i)) {
-                        lo = MIN(lo, i);
-                        hi = i + 1;
-                }
-        if (lo < hi) {
+        while (s->read_cursor < s->n_pages && (c = swap_free_chunk(s))) {
+                uint64_t first = s->read_cursor, n = MIN((uint64_t) SWAP_CHUNK_PAGES, s->n_pages - first), lo = n,
+                         hi = 0;
+
+                for (uint64_t i = 0; i < n; i++)
+                        if (swap_page_where(s, first + i) == SWAP_PAGE_FILE && !swap_page_back(s, first + i)) {
+                                lo = MIN(lo, i);
+                                hi = i + 1;
+                        }
+                c->first = first;
+                c->n = n;
+                c->runs[0] = (struct swap_run) {
+                        .buf_off = lo * s->page_size,
+                        .file_off = (first + lo) * s->page_size,
+                        .len = (hi - lo) * s->page_size,
+                };
+                c->job = (struct swap_job) { .fd = s->fd, .buf = c->buf, .read = true, .runs = c->runs,
+                                             .n_runs = lo < hi };
                 /* Buffered: start reading every file page of the range at
                  * once (readahead is off for the faults' sake). */
-                if (!s->direct_io)
-                        (void) posix_fadvise(s->fd, (off_t) ((first + lo) * s->page_size),
-                                             (off_t) ((hi - lo) * s->page_size), POSIX_FADV_WILLNEED);
-                r = swap_read_range(s, (first + lo) * s->page_size, (hi - lo) * s->page_size,
-                                    (uint8_t *) s->buf + lo * s->page_size);
-                if (r < 0)
-                        return r;
+                if (lo < hi && !s->direct_io)
+                        (void) posix_fadvise(s->fd, (off_t) c->runs[0].file_off, (off_t) c->runs[0].len,
+                                             POSIX_FADV_WILLNEED);
+                c->busy = true;
+                c->reading = true;
+                c->gen = s->in_gen;
+                s->n_inflight++;
+                s->read_cursor += n;
+                swap_io_submit(s->io, &c->job);
+        }
+}
+
+/* A SwapIn chunk was read: copies its file pages in, a run of them per
+ * UFFDIO_COPY; a page a fault brought back meanwhile (or one that is there
+ * anyway: EEXIST) is newer than the file and stays. Returns < 0 when the
+ * swap failed; 0 with s->cursor short of the chunk's end when the rest must
+ * be read again later (its mappings are changing, or a process went). */
+static int swap_in_copy(struct swap *s, struct swap_chunk *c) {
+        uint64_t first = c->first, n = c->n;
+        int r;
+
+        if (c->job.error == -ENODATA) {
+                swap_fail(s, "swap file %s: short read of guest memory at offset 0x%" PRIx64 " (%" PRIu64
+                          " bytes): the file was truncated or corrupted", s->file_path, c->job.error_off,
+                          c->job.error_len);
+                return -EIO;
+        }
+        if (c->job.error < 0) {
+                swap_fail(s, "swap file %s: cannot read guest memory at offset 0x%" PRIx64 ": %s", s->file_path,
+                          c->job.error_off, strerror(-c->job.error));
+                return c->job.error;
         }
         for (uint64_t i = first; i < first + n;) {
                 struct uffd_entry *e;
-                struct uffdio_copy c;
+                struct uffdio_copy cp;
                 uint64_t j = i;
 
                 while (j < first + n && swap_page_where(s, j) == SWAP_PAGE_FILE && !swap_page_back(s, j))
@@ -721,16 +762,15 @@ static int swap_in_step(struct swap *s) {
                         return -ESRCH;
                 }
                 /* The run of file pages [i, j) with one copy. It stops at a
-                 * page that is there already (EEXIST: a fault brought it
-                 * back, newer than the file), which then stays. */
-                c = (struct uffdio_copy) {
+                 * page that is there already (EEXIST), which then stays. */
+                cp = (struct uffdio_copy) {
                         .dst = e->base + i * s->page_size,
-                        .src = (uint64_t) (uintptr_t) ((uint8_t *) s->buf + (i - first) * s->page_size),
+                        .src = (uint64_t) (uintptr_t) (c->buf + (i - first) * s->page_size),
                         .len = (j - i) * s->page_size,
                 };
-                r = ioctl(e->fd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
+                r = ioctl(e->fd, UFFDIO_COPY, &cp) < 0 ? -errno : 0;
                 s->next_data = 0;
-                for (uint64_t done = c.copy > 0 ? (uint64_t) c.copy / s->page_size : 0; done > 0; done--) {
+                for (uint64_t done = cp.copy > 0 ? (uint64_t) cp.copy / s->page_size : 0; done > 0; done--) {
                         swap_set_page(s, i, SWAP_PAGE_MEMORY);
                         s->cursor = ++i;
                 }
@@ -741,10 +781,8 @@ static int swap_in_step(struct swap *s) {
                         s->cursor = ++i;
                         continue;
                 }
-                if (r == -EAGAIN)
-                        return 0; /* the owner's mappings are changing: later */
-                if (swap_entry_gone(e, r))
-                        return 0; /* again, through another one */
+                if (r == -EAGAIN || swap_entry_gone(e, r))
+                        return 0; /* later, or through another one */
                 swap_fail(s, "cannot bring guest page at offset 0x%" PRIx64 " back: %s", i * s->page_size,
                           strerror(-r));
                 return r;
@@ -752,12 +790,50 @@ static int swap_in_step(struct swap *s) {
         return 0;
 }
 
+/* A read chunk is back. Chunks of an earlier pass (a SwapIn started
+ * again, or the rest of a chunk to be read again) are dropped. */
+static void swap_in_read(struct swap *s, struct swap_chunk *c) {
+        bool bringing_in = s->state == SWAP_SWAPPING_IN || (s->state == SWAP_SWAPPING_OUT && s->rolling_back);
+
+        c->busy = false;
+        s->n_inflight--;
+        if (!bringing_in || c->gen != s->in_gen)
+                return;
+        if (c->first != s->cursor) {
+                /* Chunks come back in order, so this cannot be; if it were,
+                 * read again from where the copying is. */
+                s->in_gen++;
+                s->read_cursor = s->cursor;
+                return;
+        }
+        if (swap_in_copy(s, c) < 0)
+                return;
+        if (s->cursor < c->first + c->n) {
+                /* Read the rest again, after the chunks read meanwhile. */
+                s->in_gen++;
+                s->read_cursor = s->cursor;
+        }
+}
+
+/* The I/O thread hands a chunk back; the work goes on from on_work(). */
+static void swap_chunk_done(struct swap_job *job, void *userdata) {
+        struct swap *s = userdata;
+        struct swap_chunk *c = (struct swap_chunk *) job; /* job is its first member */
+
+        if (c->reading)
+                swap_in_read(s, c);
+        else
+                swap_out_written(s, c);
+        if ((s->state == SWAP_SWAPPING_OUT || s->state == SWAP_SWAPPING_IN) && swap_schedule(s) < 0)
+                swap_fail(s, "cannot schedule the next step");
+}
+
 static int on_work(sd_event_source *source, uint64_t usec, void *userdata) {
         struct swap *s = userdata;
         int r = 0;
 
-        /* Whatever waits for the writer here is scheduled again when the
-         * writer hands a chunk back. */
+        /* Whatever waits for the I/O thread here is scheduled again when the
+         * thread hands a chunk back. */
         if (s->state == SWAP_SWAPPING_OUT && !s->rolling_back) {
                 if (swap_writes_ahead(s))
                         return 0;
@@ -770,10 +846,16 @@ static int on_work(sd_event_source *source, uint64_t usec, void *userdata) {
                 }
         } else if (s->state == SWAP_SWAPPING_IN || s->state == SWAP_SWAPPING_OUT) {
                 /* SwapIn, or a failed SwapOut bringing pages back: once
-                 * every chunk on its way has landed. */
-                if (s->n_inflight > 0)
+                 * every chunk on its way to disk has landed. */
+                if (s->n_writing > 0)
                         return 0;
-                r = swap_in_step(s);
+                swap_in_submit(s);
+                if (s->state == SWAP_FAILED)
+                        return 0;
+                s->progress = s->n_pages ? (double) s->cursor / (double) s->n_pages : 1.0;
+                swap_emit(s, false);
+                if (s->cursor < s->n_pages || s->n_inflight > 0)
+                        return 0; /* each chunk read back schedules this again */
         } else {
                 (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
                 return 0;
@@ -848,7 +930,7 @@ int swap_new(const char *vm, const char *object_path, sd_bus *bus, sd_event *eve
         r = swap_file_path(dir, vm, &s->file_path);
         if (r < 0)
                 return r;
-        r = posix_memalign(&s->buf, (size_t) s->page_size, SWAP_CHUNK_PAGES * s->page_size);
+        r = posix_memalign(&s->buf, (size_t) s->page_size, SWAP_FAULT_AROUND_PAGES * s->page_size);
         if (r != 0) {
                 s->buf = NULL;
                 return -r;
@@ -857,13 +939,14 @@ int swap_new(const char *vm, const char *object_path, sd_bus *bus, sd_event *eve
         if (!s->chunks)
                 return -ENOMEM;
         for (unsigned i = 0; i < SWAP_DEPTH; i++) {
-                r = posix_memalign(&s->chunks[i].buf, (size_t) s->page_size, SWAP_CHUNK_PAGES * s->page_size);
-                if (r != 0) {
-                        s->chunks[i].buf = NULL;
+                void *buf;
+
+                r = posix_memalign(&buf, (size_t) s->page_size, SWAP_CHUNK_PAGES * s->page_size);
+                if (r != 0)
                         return -r;
-                }
+                s->chunks[i].buf = buf;
         }
-        r = swap_writer_new(event, swap_out_written, s, &s->writer);
+        r = swap_io_new(event, swap_chunk_done, s, &s->io);
         if (r < 0)
                 return r;
         /* Accuracy 1 µs: the default (250 ms) would let each step wait. */
@@ -880,7 +963,7 @@ struct swap *swap_free(struct swap *s) {
                 return NULL;
         sd_event_source_disable_unref(s->work);
         /* First: the thread may be writing from a chunk's buffer. */
-        swap_writer_free(s->writer);
+        swap_io_free(s->io);
         for (unsigned i = 0; s->chunks && i < SWAP_DEPTH; i++)
                 free(s->chunks[i].buf);
         free(s->chunks);
@@ -1024,6 +1107,8 @@ static int swap_start(struct swap *s, enum swap_state st) {
         free(s->rollback_error);
         s->rollback_error = NULL;
         s->cursor = 0;
+        s->read_cursor = 0;
+        s->in_gen++; /* chunks still being read for an earlier pass are dropped */
         s->next_data = 0;
         s->last_fault = UINT64_MAX;
         s->progress = 0;

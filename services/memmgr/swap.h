@@ -4,13 +4,14 @@
 /* Swap of one VM's guest RAM to a file (docs/memmgr.md, "Swap"). SwapOut
  * registers every live uffd's mapping (MISSING + WP, each at its own base),
  * then page by page in chunks: write-protect the chunk in every mapping,
- * copy it, hand its non-zero pages to the writer thread (swap-writer.h),
- * and once they are on disk punch the chunk out of the memfd and lift the
+ * copy it, hand its non-zero pages to the I/O thread (swap-io.h), and
+ * once they are on disk punch the chunk out of the memfd and lift the
  * write protection; up to SWAP_DEPTH chunks are on their way at once.
  * Faults on any uffd are served from the file through that uffd (a fault
- * on a chunk on its way waits until it has left). SwapIn copies every page
- * back and unregisters all. The work runs in memmgr's event loop between
- * fault batches. */
+ * on a chunk on its way waits until it has left). SwapIn has the I/O
+ * thread read up to SWAP_DEPTH chunks ahead, copies every page back and
+ * unregisters all. The work runs in memmgr's event loop between fault
+ * batches. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,7 +20,7 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
-#include "swap-writer.h"
+#include "swap-io.h"
 #include "uffd-service.h"
 
 enum swap_state {
@@ -50,7 +51,8 @@ enum swap_page {
  * kernel's swap reads ahead too): sequential touches then take one disk
  * read per window, not per page; random ones read their page only. */
 #define SWAP_FAULT_AROUND_PAGES 16
-/* SwapOut chunks on their way to disk at once. */
+/* Chunks with the I/O thread at once (SwapOut: on their way to disk;
+ * SwapIn: being read). */
 #define SWAP_DEPTH 4
 /* With O_DIRECT, a run of pages written with one write may bridge this
  * many pages the file does not need (zeros): scattered zero pages would
@@ -120,12 +122,15 @@ struct swap {
         char *rollback_error;     /* why it failed: LastError once they are back */
         bool direct_io;           /* the swap file is O_DIRECT (else buffered, synced per step) */
         struct swap_histogram latency;
-        void *buf;                /* one chunk, page-aligned: faults and SwapIn */
+        void *buf;                /* faults: SWAP_FAULT_AROUND_PAGES pages, page-aligned */
         sd_event_source *work;
 
-        struct swap_writer *writer;
-        struct swap_chunk *chunks; /* SWAP_DEPTH slots for SwapOut chunks on their way */
-        unsigned n_inflight;
+        struct swap_io *io;
+        struct swap_chunk *chunks; /* SWAP_DEPTH slots for chunks with the I/O thread */
+        unsigned n_inflight;      /* chunks with the I/O thread */
+        unsigned n_writing;       /* of them SwapOut chunks on their way to disk */
+        uint64_t read_cursor;     /* SwapIn: the next page to hand the I/O thread */
+        uint64_t in_gen;          /* SwapIn pass; chunks read for an older one are dropped */
         struct swap_deferred *deferred; /* faults on chunks on their way */
         size_t n_deferred, n_deferred_alloc;
         uint64_t next_data;       /* first memfd offset with data at or after the last lookup; 0: ask */

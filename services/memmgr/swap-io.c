@@ -9,10 +9,10 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "swap-writer.h"
+#include "swap-io.h"
 #include "swap.h"
 
-struct swap_writer {
+struct swap_io {
         pthread_t thread;
         bool started;
         pthread_mutex_t lock;
@@ -26,6 +26,25 @@ struct swap_writer {
         void *userdata;
 };
 
+/* pread of all len bytes at off, retrying partial reads and EINTR: 0,
+ * -errno, or -ENODATA at the file's end. */
+static int swap_pread_full(int fd, uint8_t *buf, size_t len, uint64_t off) {
+        size_t done = 0;
+
+        while (done < len) {
+                ssize_t n = pread(fd, buf + done, len - done, (off_t) (off + done));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -ENODATA;
+                done += (size_t) n;
+        }
+        return 0;
+}
+
 void swap_job_run(struct swap_job *job) {
         uint64_t lo = UINT64_MAX, hi = 0;
         int r;
@@ -34,7 +53,10 @@ void swap_job_run(struct swap_job *job) {
         for (size_t i = 0; i < job->n_runs; i++) {
                 const struct swap_run *run = &job->runs[i];
 
-                r = swap_pwrite_full(job->fd, job->buf + run->buf_off, (size_t) run->len, run->file_off);
+                if (job->read)
+                        r = swap_pread_full(job->fd, job->buf + run->buf_off, (size_t) run->len, run->file_off);
+                else
+                        r = swap_pwrite_full(job->fd, job->buf + run->buf_off, (size_t) run->len, run->file_off);
                 if (r < 0) {
                         job->error = r;
                         job->error_off = run->file_off;
@@ -46,7 +68,7 @@ void swap_job_run(struct swap_job *job) {
         }
         /* Buffered: an I/O error could still come at writeback, after the
          * caller punched the pages out of memory. Wait for it here. */
-        if (job->sync && lo < hi &&
+        if (!job->read && job->sync && lo < hi &&
             sync_file_range(job->fd, (off_t) lo, (off_t) (hi - lo), SYNC_FILE_RANGE_WAIT_BEFORE |
                             SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
                 job->error = -errno;
@@ -55,8 +77,8 @@ void swap_job_run(struct swap_job *job) {
         }
 }
 
-static void *writer_thread(void *userdata) {
-        struct swap_writer *w = userdata;
+static void *io_thread(void *userdata) {
+        struct swap_io *w = userdata;
 
         pthread_mutex_lock(&w->lock);
         for (;;) {
@@ -87,7 +109,7 @@ static void *writer_thread(void *userdata) {
 }
 
 static int on_done(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
-        struct swap_writer *w = userdata;
+        struct swap_io *w = userdata;
         struct swap_job *jobs;
         uint64_t n;
 
@@ -107,8 +129,8 @@ static int on_done(sd_event_source *source, int fd, uint32_t revents, void *user
         return 0;
 }
 
-int swap_writer_new(sd_event *event, swap_job_done_t done, void *userdata, struct swap_writer **ret) {
-        _cleanup_(swap_writer_freep) struct swap_writer *w = NULL;
+int swap_io_new(sd_event *event, swap_job_done_t done, void *userdata, struct swap_io **ret) {
+        _cleanup_(swap_io_freep) struct swap_io *w = NULL;
         sigset_t all, old;
         int r;
 
@@ -131,7 +153,7 @@ int swap_writer_new(sd_event *event, swap_job_done_t done, void *userdata, struc
         /* Signals stay with the event loop's thread. */
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old);
-        r = -pthread_create(&w->thread, NULL, writer_thread, w);
+        r = -pthread_create(&w->thread, NULL, io_thread, w);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (r < 0)
                 return r;
@@ -140,7 +162,7 @@ int swap_writer_new(sd_event *event, swap_job_done_t done, void *userdata, struc
         return 0;
 }
 
-struct swap_writer *swap_writer_free(struct swap_writer *w) {
+struct swap_io *swap_io_free(struct swap_io *w) {
         if (!w)
                 return NULL;
         if (w->started) {
@@ -158,7 +180,7 @@ struct swap_writer *swap_writer_free(struct swap_writer *w) {
         return NULL;
 }
 
-void swap_writer_submit(struct swap_writer *w, struct swap_job *job) {
+void swap_io_submit(struct swap_io *w, struct swap_job *job) {
         job->next = NULL;
         pthread_mutex_lock(&w->lock);
         *w->queue_tail = job;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What SwapOut writes: the plan of a chunk's runs (which pages, bridged
- * gaps, pages from before never overwritten) and the writer thread (jobs
- * written and handed back in order, errors with their range). */
+/* The swap file's I/O: the plan of a SwapOut chunk's runs (which pages,
+ * bridged gaps, pages from before never overwritten), write and read jobs
+ * (errors with their range) and the I/O thread (jobs handed back in
+ * order). */
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
@@ -9,7 +10,7 @@
 #include <unistd.h>
 
 #include "swap.h"
-#include "swap-writer.h"
+#include "swap-io.h"
 
 #define P 4096
 
@@ -79,7 +80,7 @@ static void test_plan_trailing_zeros_not_written(void) {
 }
 
 static int tmpfile_fd(void) {
-        g_autofree char *path = g_build_filename(g_get_tmp_dir(), "polyvm-test-swap-writer-XXXXXX", NULL);
+        g_autofree char *path = g_build_filename(g_get_tmp_dir(), "polyvm-test-swap-io-XXXXXX", NULL);
         int fd = g_mkstemp(path);
 
         g_assert_cmpint(fd, >=, 0);
@@ -120,6 +121,28 @@ static void test_job_error_names_the_failing_run(void) {
         close(job.fd);
 }
 
+static void test_read_job_reads_runs_and_reports_the_end(void) {
+        static uint8_t buf[4 * P], data[8 * P];
+        struct swap_run runs[] = { { P, 2 * P, P }, { 2 * P, 5 * P, 2 * P } };
+        struct swap_job job = { .buf = buf, .runs = runs, .n_runs = 2, .read = true, .sync = true };
+
+        for (size_t i = 0; i < sizeof(data); i++)
+                data[i] = (uint8_t) (i / P + 7);
+        job.fd = tmpfile_fd();
+        g_assert_cmpint(pwrite(job.fd, data, sizeof(data), 0), ==, sizeof(data));
+        swap_job_run(&job);
+        g_assert_cmpint(job.error, ==, 0);
+        g_assert_true(memcmp(buf + P, data + 2 * P, P) == 0);
+        g_assert_true(memcmp(buf + 2 * P, data + 5 * P, 2 * P) == 0);
+        /* Past the file's end: ENODATA, naming the run. */
+        runs[1].file_off = 7 * P;
+        swap_job_run(&job);
+        g_assert_cmpint(job.error, ==, -ENODATA);
+        g_assert_cmpuint(job.error_off, ==, 7 * P);
+        g_assert_cmpuint(job.error_len, ==, 2 * P);
+        close(job.fd);
+}
+
 struct done_log {
         struct swap_job *order[8];
         unsigned n;
@@ -135,20 +158,20 @@ static void on_done(struct swap_job *job, void *userdata) {
                 sd_event_exit(log->event, 0);
 }
 
-static void test_writer_hands_jobs_back_in_order(void) {
+static void test_io_hands_jobs_back_in_order(void) {
         static uint8_t buf[P];
         struct swap_run runs[5];
         struct swap_job jobs[5];
         struct done_log log = { 0 };
-        struct swap_writer *w = NULL;
+        struct swap_io *w = NULL;
         int fd = tmpfile_fd();
 
         g_assert_cmpint(sd_event_new(&log.event), >=, 0);
-        g_assert_cmpint(swap_writer_new(log.event, on_done, &log, &w), ==, 0);
+        g_assert_cmpint(swap_io_new(log.event, on_done, &log, &w), ==, 0);
         for (unsigned i = 0; i < 5; i++) {
                 runs[i] = (struct swap_run) { 0, i * P, P };
                 jobs[i] = (struct swap_job) { .fd = fd, .buf = buf, .runs = &runs[i], .n_runs = 1, .error = 1 };
-                swap_writer_submit(w, &jobs[i]);
+                swap_io_submit(w, &jobs[i]);
         }
         g_assert_cmpint(sd_event_loop(log.event), ==, 0);
         for (unsigned i = 0; i < 5; i++) {
@@ -156,27 +179,27 @@ static void test_writer_hands_jobs_back_in_order(void) {
                 g_assert_cmpint(jobs[i].error, ==, 0);
         }
         g_assert_cmpint(lseek(fd, 0, SEEK_END), ==, 5 * P);
-        swap_writer_free(w);
+        swap_io_free(w);
         sd_event_unref(log.event);
         close(fd);
 }
 
 /* Freed with jobs queued: the thread stops, nothing is handed back. */
-static void test_writer_free_with_jobs_queued(void) {
+static void test_io_free_with_jobs_queued(void) {
         static uint8_t buf[P];
         struct swap_run run = { 0, 0, P };
         struct swap_job jobs[3];
         struct done_log log = { 0 };
-        struct swap_writer *w = NULL;
+        struct swap_io *w = NULL;
         int fd = tmpfile_fd();
 
         g_assert_cmpint(sd_event_new(&log.event), >=, 0);
-        g_assert_cmpint(swap_writer_new(log.event, on_done, &log, &w), ==, 0);
+        g_assert_cmpint(swap_io_new(log.event, on_done, &log, &w), ==, 0);
         for (unsigned i = 0; i < 3; i++) {
                 jobs[i] = (struct swap_job) { .fd = fd, .buf = buf, .runs = &run, .n_runs = 1 };
-                swap_writer_submit(w, &jobs[i]);
+                swap_io_submit(w, &jobs[i]);
         }
-        swap_writer_free(w);
+        swap_io_free(w);
         g_assert_cmpuint(log.n, ==, 0);
         sd_event_unref(log.event);
         close(fd);
@@ -184,14 +207,16 @@ static void test_writer_free_with_jobs_queued(void) {
 
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/swap-writer/plan-only-data-pages-without-gap", test_plan_only_data_pages_without_gap);
-        g_test_add_func("/swap-writer/plan-bridges-short-gaps-only", test_plan_bridges_short_gaps_only);
-        g_test_add_func("/swap-writer/plan-never-writes-over-file-pages-from-before",
+        g_test_add_func("/swap-io/plan-only-data-pages-without-gap", test_plan_only_data_pages_without_gap);
+        g_test_add_func("/swap-io/plan-bridges-short-gaps-only", test_plan_bridges_short_gaps_only);
+        g_test_add_func("/swap-io/plan-never-writes-over-file-pages-from-before",
                         test_plan_never_writes_over_file_pages_from_before);
-        g_test_add_func("/swap-writer/plan-trailing-zeros-not-written", test_plan_trailing_zeros_not_written);
-        g_test_add_func("/swap-writer/job-writes-runs-at-their-offsets", test_job_writes_runs_at_their_offsets);
-        g_test_add_func("/swap-writer/job-error-names-the-failing-run", test_job_error_names_the_failing_run);
-        g_test_add_func("/swap-writer/hands-jobs-back-in-order", test_writer_hands_jobs_back_in_order);
-        g_test_add_func("/swap-writer/free-with-jobs-queued", test_writer_free_with_jobs_queued);
+        g_test_add_func("/swap-io/plan-trailing-zeros-not-written", test_plan_trailing_zeros_not_written);
+        g_test_add_func("/swap-io/job-writes-runs-at-their-offsets", test_job_writes_runs_at_their_offsets);
+        g_test_add_func("/swap-io/job-error-names-the-failing-run", test_job_error_names_the_failing_run);
+        g_test_add_func("/swap-io/read-job-reads-runs-and-reports-the-end",
+                        test_read_job_reads_runs_and_reports_the_end);
+        g_test_add_func("/swap-io/hands-jobs-back-in-order", test_io_hands_jobs_back_in_order);
+        g_test_add_func("/swap-io/free-with-jobs-queued", test_io_free_with_jobs_queued);
         return g_test_run();
 }
