@@ -57,6 +57,16 @@ struct plugin_vm {
         size_t n_ranges;
 
         struct pvcpu vcpus[PLUGIN_MAX_VCPUS];
+
+        /* Main thread only: the vCPUs the owner's Pause and the plugin's
+         * PAUSE_VCPUS hold. Both use the engine's one pause flag, so a
+         * vCPU goes on only once neither holds it. */
+        uint64_t held[2];
+};
+
+enum hold_by {
+        HOLD_OWNER,
+        HOLD_PLUGIN,
 };
 
 /* ---- pure ---- */
@@ -302,10 +312,21 @@ int plugin_vm_halt(struct plugin_vm *p, unsigned cpu, bool shutdown) {
         return r == VCPU_EXIT_FAILED ? r : VCPU_EXIT_HALTED;
 }
 
-int plugin_vm_pause(struct plugin_vm *p, uint64_t mask, int timeout_ms) {
+/* Lets each vCPU of mask go on that neither holder holds any more. */
+static void release_unheld(struct plugin_vm *p, uint64_t mask) {
+        uint64_t held = p->held[HOLD_OWNER] | p->held[HOLD_PLUGIN];
+
+        for (unsigned i = 0; i < p->n_vcpus; i++)
+                if ((mask & ~held & (1ULL << i)) && p->vcpus[i].vcpu)
+                        vcpu_resume(p->vcpus[i].vcpu);
+}
+
+static int hold(struct plugin_vm *p, enum hold_by who, uint64_t mask, int timeout_ms) {
         struct timespec tick = { .tv_nsec = 200 * 1000 };
+        uint64_t before = p->held[who];
         long waited_us = 0;
 
+        p->held[who] |= mask;
         for (unsigned i = 0; i < p->n_vcpus; i++)
                 if ((mask & (1ULL << i)) && p->vcpus[i].vcpu)
                         vcpu_pause_async(p->vcpus[i].vcpu);
@@ -327,17 +348,28 @@ int plugin_vm_pause(struct plugin_vm *p, uint64_t mask, int timeout_ms) {
                 }
                 if (all)
                         return 0;
-                if (waited_us / 1000 >= timeout_ms)
+                if (waited_us / 1000 >= timeout_ms) {
+                        /* Failed: no vCPU stays held by a pause nobody will undo. */
+                        p->held[who] = before;
+                        release_unheld(p, mask);
                         return -ETIMEDOUT;
+                }
                 nanosleep(&tick, NULL);
                 waited_us += 200;
         }
 }
 
+static void release(struct plugin_vm *p, enum hold_by who, uint64_t mask) {
+        p->held[who] &= ~mask;
+        release_unheld(p, mask);
+}
+
+int plugin_vm_pause(struct plugin_vm *p, uint64_t mask, int timeout_ms) {
+        return hold(p, HOLD_OWNER, mask, timeout_ms);
+}
+
 void plugin_vm_resume(struct plugin_vm *p, uint64_t mask) {
-        for (unsigned i = 0; i < p->n_vcpus; i++)
-                if ((mask & (1ULL << i)) && p->vcpus[i].vcpu)
-                        vcpu_resume(p->vcpus[i].vcpu);
+        release(p, HOLD_OWNER, mask);
 }
 
 /* ---- the ops (main thread) ---- */
@@ -468,11 +500,11 @@ static int op_set_clock(void *userdata, uint64_t clock) {
 }
 
 static int op_pause_vcpus(void *userdata, uint64_t mask) {
-        return plugin_vm_pause(userdata, mask, 1000);
+        return hold(userdata, HOLD_PLUGIN, mask, 1000);
 }
 
 static int op_resume_vcpus(void *userdata, uint64_t mask) {
-        plugin_vm_resume(userdata, mask);
+        release(userdata, HOLD_PLUGIN, mask);
         return 0;
 }
 
@@ -507,9 +539,14 @@ static int op_unreserve_range(void *userdata, const struct plugin_range *r) {
 
 static uint64_t op_get_features(void *userdata) {
         struct plugin_vm *p = userdata;
+        uint64_t f;
 
-        return plugin_vm_features_for(p->kvm->irqchip, kvm_vm_check_extension(p->kvm, KVM_CAP_READONLY_MEM) > 0,
-                                      kvm_vm_check_extension(p->kvm, KVM_CAP_IMMEDIATE_EXIT) > 0);
+        f = plugin_vm_features_for(p->kvm->irqchip, kvm_vm_check_extension(p->kvm, KVM_CAP_READONLY_MEM) > 0,
+                                   kvm_vm_check_extension(p->kvm, KVM_CAP_IMMEDIATE_EXIT) > 0);
+        /* KVM_IRQFD_FLAG_RESAMPLE needs its own capability besides the irqchip. */
+        if (kvm_vm_check_extension(p->kvm, KVM_CAP_IRQFD_RESAMPLE) <= 0)
+                f &= ~(uint64_t) PLUGIN_FEATURE_IRQ_RESAMPLE;
+        return f;
 }
 
 /* The vCPU's fd, -EINVAL for a vCPU that does not exist (yet). */
@@ -545,11 +582,14 @@ static int op_get_fpu(void *u, unsigned cpu, struct kvm_fpu *ret) {
 static int op_set_fpu(void *u, unsigned cpu, const struct kvm_fpu *fpu) {
         return cpu_ioctl(u, cpu, KVM_SET_FPU, (void *) fpu);
 }
+/* Without KVM's irqchip there is no in-kernel LAPIC (KVM says EINVAL). */
 static int op_get_lapic(void *u, unsigned cpu, struct kvm_lapic_state *ret) {
-        return cpu_ioctl(u, cpu, KVM_GET_LAPIC, ret);
+        struct plugin_vm *p = u;
+        return p->kvm->irqchip ? cpu_ioctl(p, cpu, KVM_GET_LAPIC, ret) : -EOPNOTSUPP;
 }
 static int op_set_lapic(void *u, unsigned cpu, const struct kvm_lapic_state *lapic) {
-        return cpu_ioctl(u, cpu, KVM_SET_LAPIC, (void *) lapic);
+        struct plugin_vm *p = u;
+        return p->kvm->irqchip ? cpu_ioctl(p, cpu, KVM_SET_LAPIC, (void *) lapic) : -EOPNOTSUPP;
 }
 
 /* struct kvm_msrs with room for PLUGIN_MAX_MSRS entries. */

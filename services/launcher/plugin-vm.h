@@ -50,9 +50,13 @@ int plugin_vm_io(struct plugin_vm *p, unsigned cpu, uint32_t space, uint64_t add
 int plugin_vm_user_stop(struct plugin_vm *p, unsigned cpu, bool first);
 int plugin_vm_halt(struct plugin_vm *p, unsigned cpu, bool shutdown);
 
-/* Pauses every vCPU in mask without waiting for ones stopped for the
- * plugin (which answers through this same thread): returns once each is
- * parked or waiting for the plugin, -ETIMEDOUT after timeout_ms. */
+/* The VM owner's Pause/Resume (main thread). Pauses every vCPU in mask
+ * without waiting for ones stopped for the plugin (which answers through
+ * this same thread): returns once each is parked or waiting for the
+ * plugin; after timeout_ms it takes its pause back and returns -ETIMEDOUT.
+ * The owner's hold and the plugin's PAUSE_VCPUS are kept apart: resume
+ * lets a vCPU go on only if the plugin does not hold it, and the plugin's
+ * RESUME_VCPUS does not undo the owner's Pause. */
 int plugin_vm_pause(struct plugin_vm *p, uint64_t mask, int timeout_ms);
 void plugin_vm_resume(struct plugin_vm *p, uint64_t mask);
 

@@ -1109,8 +1109,12 @@ int vm_resume(struct vm *vm, sd_bus_error *error) {
         if (vm->state != VM_PAUSED)
                 return sd_bus_error_setf(error, POLYVM_ERROR_BAD_STATE, "VM %s is %s; only a paused VM can be resumed",
                                          vm->name, vm_state_to_string(vm->state));
-        for (unsigned i = 0; i < vm->config.vcpus; i++)
-                vcpu_resume(vm->vcpus[i]);
+        /* A plugin VM's vCPUs that the plugin holds (PAUSE_VCPUS) stay held. */
+        if (vm->plugin_vm)
+                plugin_vm_resume(vm->plugin_vm, vm->config.vcpus >= 64 ? UINT64_MAX : (1ULL << vm->config.vcpus) - 1);
+        else
+                for (unsigned i = 0; i < vm->config.vcpus; i++)
+                        vcpu_resume(vm->vcpus[i]);
         vm_set_state(vm, VM_RUNNING, NULL);
         return 0;
 }

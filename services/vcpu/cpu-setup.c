@@ -31,7 +31,7 @@ static int kvm_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **ret) {
         return -E2BIG;
 }
 
-static int vcpu_setup_cpuid(struct vcpu *v, int kvm_fd) {
+static int vcpu_setup_cpuid(struct vcpu *v, int kvm_fd, bool lapic) {
         _cleanup_free_ struct kvm_cpuid2 *c = NULL;
         int r;
 
@@ -42,6 +42,8 @@ static int vcpu_setup_cpuid(struct vcpu *v, int kvm_fd) {
         r = cpuid_adjust(c->entries, c->nent, v->index, v->n_vcpus);
         if (r < 0)
                 return log_error_errno(r, "Failed to build CPUID for vCPU %u of %u: %m", v->index, v->n_vcpus);
+        if (!lapic)
+                cpuid_drop_x2apic(c->entries, c->nent);
 
         if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
                 return log_error_errno(errno, "Failed to set CPUID of vCPU %u: %m", v->index);
@@ -51,7 +53,7 @@ static int vcpu_setup_cpuid(struct vcpu *v, int kvm_fd) {
 static int vcpu_setup_lapic(struct vcpu *v) {
         struct kvm_lapic_state lapic = {};
 
-        /* ENXIO here means the VM has no in-kernel irqchip. */
+        /* EINVAL here means the VM has no in-kernel irqchip. */
         if (ioctl(v->fd, KVM_GET_LAPIC, &lapic) < 0)
                 return log_error_errno(errno, "Failed to read the LAPIC of vCPU %u (in-kernel irqchip missing?): %m",
                                        v->index);
@@ -143,13 +145,16 @@ static int vcpu_setup_runnable(struct vcpu *v) {
 
 int vcpu_setup(struct vcpu *v, int kvm_fd, const struct boot_entry *entry) {
         struct kvm_lapic_state probe;
+        bool lapic;
         int r;
 
-        r = vcpu_setup_cpuid(v, kvm_fd);
+        /* Without an entry the VM may lack the in-kernel irqchip (KVM_GET_LAPIC
+         * then fails with EINVAL). */
+        lapic = entry || ioctl(v->fd, KVM_GET_LAPIC, &probe) >= 0;
+        r = vcpu_setup_cpuid(v, kvm_fd, lapic);
         if (r < 0)
                 return r;
-        /* Without an entry the VM may lack the in-kernel irqchip (ENXIO). */
-        if (entry || ioctl(v->fd, KVM_GET_LAPIC, &probe) >= 0) {
+        if (lapic) {
                 r = vcpu_setup_lapic(v);
                 if (r < 0)
                         return r;

@@ -99,6 +99,12 @@ static void lapic_set_delivery_mode(struct kvm_lapic_state *lapic, unsigned offs
         memcpy(lapic->regs + offset, &v, sizeof(v));
 }
 
+void cpuid_drop_x2apic(struct kvm_cpuid_entry2 *entries, size_t n_entries) {
+        for (size_t i = 0; i < n_entries; i++)
+                if (entries[i].function == 0x1)
+                        entries[i].ecx &= ~CPUID_1_ECX_X2APIC;
+}
+
 void lapic_set_lint(struct kvm_lapic_state *lapic) {
         lapic_set_delivery_mode(lapic, APIC_REG_LVT_LINT0, APIC_DELIVERY_EXTINT);
         lapic_set_delivery_mode(lapic, APIC_REG_LVT_LINT1, APIC_DELIVERY_NMI);

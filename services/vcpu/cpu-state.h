@@ -18,6 +18,7 @@
 
 #define CPUID_1_ECX_HYPERVISOR (1U << 31)
 #define CPUID_1_EDX_HTT (1U << 28)
+#define CPUID_1_ECX_X2APIC (1U << 21)
 
 #define APIC_REG_LVT_LINT0 0x350
 #define APIC_REG_LVT_LINT1 0x360
@@ -33,6 +34,11 @@
  * hypervisor bit. -EINVAL if index >= n_vcpus or n_vcpus is 0 or above
  * CPU_STATE_MAX_VCPUS. */
 int cpuid_adjust(struct kvm_cpuid_entry2 *entries, size_t n_entries, unsigned index, unsigned n_vcpus);
+
+/* Clears x2APIC from leaf 1: KVM_GET_SUPPORTED_CPUID lists it whatever
+ * the VM, but KVM emulates it only in its in-kernel LAPIC (QEMU clears it
+ * too without kernel irqchip). For a VM without KVM_CREATE_IRQCHIP. */
+void cpuid_drop_x2apic(struct kvm_cpuid_entry2 *entries, size_t n_entries);
 
 /* LINT0 ExtINT (the legacy PIC), LINT1 NMI: what firmware sets up and
  * Linux expects of the boot CPU's and the APs' LAPICs. */

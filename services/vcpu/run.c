@@ -495,7 +495,10 @@ void *vcpu_thread(void *arg) {
                                         continue;
                                 }
                         }
-                        atomic_store(&v->exit_requested, false);
+                        /* A request made before the first run stays for
+                         * the stop right after it, not lost in the INIT. */
+                        if (!first)
+                                atomic_store(&v->exit_requested, false);
                         if (exit_from_hook(&res, v->ops->user_stop(v->userdata, v->index, first),
                                            first ? "stopped before its first run" : "stopped on request")) {
                                 guest_stop = true;

@@ -311,6 +311,9 @@ static void test_ops_refuse_what_this_vm_cannot_do(void) {
         g_assert_cmpint(ops->vcpu_request_exit(r.pvm, 0), ==, -EINVAL); /* no vCPU object yet */
         g_assert_cmpint(ops->vcpu_pause(r.pvm, 5, 7), ==, -EINVAL);
         g_assert_cmpint(ops->vcpu_get_regs(r.pvm, 0, &(struct kvm_regs) {}), ==, -EINVAL);
+        /* No irqchip: KVM keeps no LAPIC, whatever the vCPU. */
+        g_assert_cmpint(ops->vcpu_get_lapic(r.pvm, 0, &(struct kvm_lapic_state) {}), ==, -EOPNOTSUPP);
+        g_assert_cmpint(ops->vcpu_set_lapic(r.pvm, 0, &(struct kvm_lapic_state) {}), ==, -EOPNOTSUPP);
         /* Ranges: exactly what was reserved comes off. */
         g_assert_cmpint(ops->unreserve_range(r.pvm, &a), ==, -ENOENT);
         g_assert_cmpint(ops->reserve_range(r.pvm, &a), ==, 0);
@@ -408,6 +411,81 @@ static void test_engine_exit_request_and_async_pause_before_start(void) {
         vcpu_free(v);
 }
 
+static void test_irq_resample_needs_its_kvm_capability(void) {
+        struct rig r;
+        uint64_t f;
+
+        rig_up(&r, false);
+        /* An irqchip, but a VM fd that confirms no capability. */
+        r.kvm.irqchip = true;
+        f = plugin_vm_kvm_ops.get_features(r.pvm);
+        g_assert_true(f & PLUGIN_FEATURE_IRQ_EVENT);
+        g_assert_false(f & PLUGIN_FEATURE_IRQ_RESAMPLE);
+        g_assert_false(f & PLUGIN_FEATURE_READ_ONLY_MEMORY);
+        g_assert_false(f & PLUGIN_FEATURE_IMMEDIATE_EXIT);
+        r.kvm.irqchip = false;
+        rig_down(&r);
+}
+
+static void test_owner_and_plugin_pauses_are_released_apart(void) {
+        static const struct vcpu_ops none = {};
+        const struct plugin_vm_ops *ops = &plugin_vm_kvm_ops;
+        struct vcpu *v = hooked_vcpu(&none, NULL);
+        struct rig r;
+
+        rig_up(&r, false);
+        plugin_vm_set_vcpu(r.pvm, 0, v);
+
+        /* The owner's Pause outlives the plugin's PAUSE_VCPUS/RESUME_VCPUS. */
+        g_assert_cmpint(plugin_vm_pause(r.pvm, 1, 100), ==, 0);
+        g_assert_cmpint(ops->pause_vcpus(r.pvm, 1), ==, 0);
+        g_assert_cmpint(ops->resume_vcpus(r.pvm, 1), ==, 0);
+        g_assert_true(atomic_load(&v->pause_requested));
+        plugin_vm_resume(r.pvm, 1);
+        g_assert_false(atomic_load(&v->pause_requested));
+
+        /* And the plugin's hold outlives the owner's Pause/Resume. */
+        g_assert_cmpint(ops->pause_vcpus(r.pvm, 1), ==, 0);
+        g_assert_cmpint(plugin_vm_pause(r.pvm, 1, 100), ==, 0);
+        plugin_vm_resume(r.pvm, 1);
+        g_assert_true(atomic_load(&v->pause_requested));
+        g_assert_cmpint(ops->resume_vcpus(r.pvm, 1), ==, 0);
+        g_assert_false(atomic_load(&v->pause_requested));
+
+        rig_down(&r);
+        vcpu_free(v);
+}
+
+static void test_pause_that_times_out_takes_its_hold_back(void) {
+        static const struct vcpu_ops none = {};
+        const struct plugin_vm_ops *ops = &plugin_vm_kvm_ops;
+        struct vcpu *v = hooked_vcpu(&none, NULL);
+        struct rig r;
+
+        rig_up(&r, false);
+        plugin_vm_set_vcpu(r.pvm, 0, v);
+        /* A started vCPU that never parks: this thread poses as its
+         * thread, so that nothing kicks it. */
+        v->thread = pthread_self();
+        v->thread_started = true;
+
+        g_assert_cmpint(plugin_vm_pause(r.pvm, 1, 10), ==, -ETIMEDOUT);
+        g_assert_false(atomic_load(&v->pause_requested)); /* not left half paused */
+        g_assert_cmpint(ops->pause_vcpus(r.pvm, 1), ==, -ETIMEDOUT);
+        g_assert_false(atomic_load(&v->pause_requested));
+
+        /* A failed pause leaves a hold that was there before. */
+        v->thread_started = false;
+        g_assert_cmpint(ops->pause_vcpus(r.pvm, 1), ==, 0);
+        v->thread_started = true;
+        g_assert_cmpint(plugin_vm_pause(r.pvm, 1, 10), ==, -ETIMEDOUT);
+        g_assert_true(atomic_load(&v->pause_requested));
+
+        v->thread_started = false;
+        rig_down(&r);
+        vcpu_free(v);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/plugin-vm/ranges-hit-overlaps-only-in-their-space", test_ranges_hit_overlaps_only_in_their_space);
@@ -422,5 +500,10 @@ int main(int argc, char *argv[]) {
                         test_engine_hands_hlt_and_shutdown_to_the_halt_hook);
         g_test_add_func("/plugin-vm/engine-exit-request-and-async-pause-before-start",
                         test_engine_exit_request_and_async_pause_before_start);
+        g_test_add_func("/plugin-vm/irq-resample-needs-its-kvm-capability", test_irq_resample_needs_its_kvm_capability);
+        g_test_add_func("/plugin-vm/owner-and-plugin-pauses-are-released-apart",
+                        test_owner_and_plugin_pauses_are_released_apart);
+        g_test_add_func("/plugin-vm/pause-that-times-out-takes-its-hold-back",
+                        test_pause_that_times_out_takes_its_hold_back);
         return g_test_run();
 }

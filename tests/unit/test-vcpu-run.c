@@ -27,6 +27,8 @@ struct recorder {
         _Atomic int stop_kind;
         char stop_detail[256];
         bool stop_pauses_self;
+        atomic_int n_user_stop;
+        atomic_bool user_stop_first[4];
 };
 
 static int rec_pio(void *userdata, unsigned vcpu, uint16_t port, uint8_t *data, uint32_t size, bool is_write) {
@@ -69,6 +71,15 @@ static void rec_stop(void *userdata, unsigned vcpu, enum vcpu_exit_kind kind, co
         snprintf(r->stop_detail, sizeof(r->stop_detail), "%s", detail);
         atomic_store(&r->stop_kind, (int) kind);
         atomic_fetch_add(&r->n_stop, 1);
+}
+
+static int rec_user_stop(void *userdata, unsigned vcpu, bool first) {
+        struct recorder *r = userdata;
+        int i = atomic_fetch_add(&r->n_user_stop, 1);
+
+        if (i < (int) G_N_ELEMENTS(r->user_stop_first))
+                atomic_store(&r->user_stop_first[i], first);
+        return -1;
 }
 
 static const struct vcpu_ops rec_ops = { .pio = rec_pio, .mmio = rec_mmio, .stop = rec_stop };
@@ -408,6 +419,25 @@ static void test_failing_kvm_run_stops_the_vm_once(void) {
         g_assert_cmpint(atomic_load(&r.n_stop), ==, 1);
 }
 
+static void test_exit_request_before_first_run_follows_the_first_stop(void) {
+        static const struct vcpu_ops ops = { .stop = rec_stop, .user_stop = rec_user_stop };
+        struct recorder r = {};
+        struct vcpu *v = fake_vcpu(&ops, &r);
+
+        /* A plugin's REQUEST_EXIT/PAUSE before the INIT stop is reported
+         * right after it, before the guest runs (KVM_RUN on /dev/null
+         * then fails, which ends the run). */
+        vcpu_request_exit(v);
+        g_assert_cmpint(vcpu_start(v), ==, 0);
+        g_assert_true(wait_for(stop_called, &r, v));
+        g_assert_nonnull(strstr(r.stop_detail, "KVM_RUN failed"));
+        g_assert_cmpint(atomic_load(&r.n_user_stop), ==, 2);
+        g_assert_true(atomic_load(&r.user_stop_first[0]));
+        g_assert_false(atomic_load(&r.user_stop_first[1]));
+        g_assert_false(atomic_load(&v->exit_requested));
+        vcpu_free(v);
+}
+
 static void test_paused_before_start_parks_and_stop_skips_callback(void) {
         struct recorder r = {};
         struct vcpu *v = fake_vcpu(&rec_ops, &r);
@@ -492,6 +522,8 @@ int main(int argc, char **argv) {
         g_test_add_func("/vcpu-run/system-events-map-to-poweroff-and-reboot", test_system_events_map_to_poweroff_and_reboot);
         g_test_add_func("/vcpu-run/counter-and-state-names", test_counter_and_state_names);
         g_test_add_func("/vcpu-run/failing-kvm-run-stops-the-vm-once", test_failing_kvm_run_stops_the_vm_once);
+        g_test_add_func("/vcpu-run/exit-request-before-first-run-follows-the-first-stop",
+                        test_exit_request_before_first_run_follows_the_first_stop);
         g_test_add_func("/vcpu-run/paused-before-start-parks-and-stop-skips-callback", test_paused_before_start_parks_and_stop_skips_callback);
         g_test_add_func("/vcpu-run/resume-runs-the-guest-again", test_resume_runs_the_guest_again);
         g_test_add_func("/vcpu-run/stop-callback-may-pause-and-stop-itself", test_stop_callback_may_pause_and_stop_itself);

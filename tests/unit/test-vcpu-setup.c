@@ -164,6 +164,22 @@ static void test_cpuid_bad_counts_are_refused(void) {
         g_assert_cmpint(cpuid_adjust(NULL, 0, 0, 1), ==, 0);
 }
 
+static void test_cpuid_without_lapic_drops_only_x2apic(void) {
+        struct kvm_cpuid_entry2 e[16], orig[16];
+        size_t n = host_cpuid(e);
+
+        g_assert_cmpint(cpuid_adjust(e, n, 0, 2), ==, 0);
+        g_assert_true(find(e, n, 1, 0)->ecx & CPUID_1_ECX_X2APIC); /* KVM lists it */
+        memcpy(orig, e, sizeof(e));
+        cpuid_drop_x2apic(e, n);
+        g_assert_false(find(e, n, 1, 0)->ecx & CPUID_1_ECX_X2APIC);
+        g_assert_cmphex(find(e, n, 1, 0)->ecx | CPUID_1_ECX_X2APIC, ==, find(orig, n, 1, 0)->ecx);
+        for (size_t i = 0; i < n; i++)
+                if (e[i].function != 0x1)
+                        g_assert_cmpmem(&e[i], sizeof(e[i]), &orig[i], sizeof(orig[i]));
+        cpuid_drop_x2apic(NULL, 0);
+}
+
 static void test_lapic_lint0_extint_lint1_nmi(void) {
         struct kvm_lapic_state l;
         uint32_t lint0 = 0x00010700 | 0x20, lint1 = 0x00010000, other = 0xdeadbeef;
@@ -311,6 +327,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/vcpu-setup/cpuid-other-leaves-untouched", test_cpuid_other_leaves_untouched);
         g_test_add_func("/vcpu-setup/cpuid-each-vcpu-gets-its-own-apic-id", test_cpuid_each_vcpu_gets_its_own_apic_id);
         g_test_add_func("/vcpu-setup/cpuid-bad-counts-are-refused", test_cpuid_bad_counts_are_refused);
+        g_test_add_func("/vcpu-setup/cpuid-without-lapic-drops-only-x2apic", test_cpuid_without_lapic_drops_only_x2apic);
         g_test_add_func("/vcpu-setup/lapic-lint0-extint-lint1-nmi", test_lapic_lint0_extint_lint1_nmi);
         g_test_add_func("/vcpu-setup/segments-follow-the-loader-descriptors", test_segments_follow_the_loader_descriptors);
         g_test_add_func("/vcpu-setup/bzimage-enters-long-mode", test_bzimage_enters_long_mode);
