@@ -24,35 +24,7 @@
 #define DEVMGR "org.polyvm.DeviceManager1"
 
 static struct harness h;
-static GPid devmgr_pid;
-static int devmgr_log = -1;
-static GString *log_text;
-static size_t log_pos;
-
-static void devmgr_start(void) {
-        g_autofree char *exe = harness_build_path("services/devmgr/polyvm-devmgr");
-        g_autofree char *bus = g_strdup_printf("--bus=%s", h.address);
-        char *argv[] = { exe, bus, NULL };
-        g_autoptr(GError) error = NULL;
-
-        g_assert_true(g_spawn_async_with_pipes(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &devmgr_pid,
-                                               NULL, NULL, &devmgr_log, &error));
-        g_assert_no_error(error);
-        log_text = g_string_new(NULL);
-        g_assert_true(harness_expect(devmgr_log, log_text, &log_pos, "Reading seccomp policies", 10000));
-        for (int i = 0; i < 500 && harness_name_pid(&h, DEVMGR) != devmgr_pid; i++)
-                g_usleep(10 * 1000);
-        g_assert_cmpint(harness_name_pid(&h, DEVMGR), ==, devmgr_pid);
-}
-
-static void devmgr_stop(void) {
-        int status;
-
-        kill(devmgr_pid, SIGTERM);
-        g_assert_cmpint(waitpid(devmgr_pid, &status, 0), ==, devmgr_pid);
-        close(devmgr_log);
-        g_string_free(log_text, TRUE);
-}
+static struct harness_devmgr dm;
 
 static char *vm_path(const char *name) {
         char *path = NULL;
@@ -61,8 +33,8 @@ static char *vm_path(const char *name) {
 }
 
 static void expect_log(const char *needle, int timeout_ms) {
-        if (!harness_expect(devmgr_log, log_text, &log_pos, needle, timeout_ms))
-                g_error("'%s' not in devmgr's log within %d ms:\n%s", needle, timeout_ms, log_text->str);
+        if (!harness_expect(dm.log_fd, dm.log, &dm.pos, needle, timeout_ms))
+                g_error("'%s' not in devmgr's log within %d ms:\n%s", needle, timeout_ms, dm.log->str);
 }
 
 static void test_boots_the_test_guest_and_runs_a_shell_command(void) {
@@ -116,9 +88,9 @@ int main(int argc, char **argv) {
         g_test_add_func("/plugin-pvh/boots-the-test-guest-and-runs-a-shell-command",
                         test_boots_the_test_guest_and_runs_a_shell_command);
         harness_start(&h);
-        devmgr_start();
+        harness_devmgr_start(&h, &dm);
         r = g_test_run();
-        devmgr_stop();
+        harness_devmgr_stop(&dm);
         harness_stop(&h);
         return r;
 }

@@ -28,35 +28,7 @@
 
 static struct harness h;
 static char *minimal_path, *misbehave_path;
-static GPid devmgr_pid;
-static int devmgr_log = -1;
-static GString *log_text;
-static size_t log_pos;
-
-static void devmgr_start(void) {
-        g_autofree char *exe = harness_build_path("services/devmgr/polyvm-devmgr");
-        g_autofree char *bus = g_strdup_printf("--bus=%s", h.address);
-        char *argv[] = { exe, bus, NULL };
-        g_autoptr(GError) error = NULL;
-
-        g_assert_true(g_spawn_async_with_pipes(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &devmgr_pid,
-                                               NULL, NULL, &devmgr_log, &error));
-        g_assert_no_error(error);
-        log_text = g_string_new(NULL);
-        g_assert_true(harness_expect(devmgr_log, log_text, &log_pos, "Reading seccomp policies", 10000));
-        for (int i = 0; i < 500 && harness_name_pid(&h, DEVMGR) != devmgr_pid; i++)
-                g_usleep(10 * 1000);
-        g_assert_cmpint(harness_name_pid(&h, DEVMGR), ==, devmgr_pid);
-}
-
-static void devmgr_stop(void) {
-        int status;
-
-        kill(devmgr_pid, SIGTERM);
-        g_assert_cmpint(waitpid(devmgr_pid, &status, 0), ==, devmgr_pid);
-        close(devmgr_log);
-        g_string_free(log_text, TRUE);
-}
+static struct harness_devmgr dm;
 
 static char *vm_path(const char *name) {
         char *path = NULL;
@@ -160,7 +132,7 @@ static void test_minimal_example_prints_and_its_exit_stops_the_vm(void) {
         g_autofree char *path = start_plugin_vm("minimal", minimal_path, "[\"Hello from a plugin VM\\n\"]");
 
         /* The guest's out instructions, served by the plugin, in its stdout. */
-        g_assert_true(harness_expect(devmgr_log, log_text, &log_pos, "Hello from a plugin VM", 15000));
+        g_assert_true(harness_expect(dm.log_fd, dm.log, &dm.pos, "Hello from a plugin VM", 15000));
         assert_ended(path, minimal_path, "stopped", "plugin exited", "exited with status 0");
         destroy_vm("minimal");
 }
@@ -264,9 +236,9 @@ int main(int argc, char **argv) {
                         test_kill_kills_a_plugin_that_ignores_sigterm_after_the_grace);
 
         harness_start(&h);
-        devmgr_start();
+        harness_devmgr_start(&h, &dm);
         r = g_test_run();
-        devmgr_stop();
+        harness_devmgr_stop(&dm);
         harness_stop(&h);
         return r;
 }

@@ -334,3 +334,31 @@ void harness_wait_swap_state(struct harness *h, const char *path, const char *st
                 g_error("%s: SwapState is %s, not %s (LastError: %s)", path, now, state, err);
         }
 }
+
+void harness_devmgr_start(struct harness *h, struct harness_devmgr *d) {
+        g_autofree char *exe = harness_build_path("services/devmgr/polyvm-devmgr");
+        g_autofree char *bus = g_strdup_printf("--bus=%s", h->address);
+        char *argv[] = { exe, bus, NULL };
+        g_autoptr(GError) error = NULL;
+
+        *d = (struct harness_devmgr) { .log_fd = -1 };
+        g_assert_true(g_spawn_async_with_pipes(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &d->pid,
+                                               NULL, NULL, &d->log_fd, &error));
+        g_assert_no_error(error);
+        d->log = g_string_new(NULL);
+        g_assert_true(harness_expect(d->log_fd, d->log, &d->pos, "Reading seccomp policies", 10000));
+        for (int i = 0; i < 500 && harness_name_pid(h, "org.polyvm.DeviceManager1") != d->pid; i++)
+                g_usleep(10 * 1000);
+        g_assert_cmpint(harness_name_pid(h, "org.polyvm.DeviceManager1"), ==, d->pid);
+}
+
+void harness_devmgr_stop(struct harness_devmgr *d) {
+        int status;
+
+        kill(d->pid, SIGTERM);
+        g_assert_cmpint(waitpid(d->pid, &status, 0), ==, d->pid);
+        g_assert_true(WIFEXITED(status));
+        close(d->log_fd);
+        g_string_free(d->log, TRUE);
+        *d = (struct harness_devmgr) { .log_fd = -1 };
+}

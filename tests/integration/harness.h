@@ -75,3 +75,18 @@ uint64_t harness_memory_u64(struct harness *h, const char *path, const char *pro
 /* Waits up to 60 s for Memory1.SwapState at path to be state; fails the
  * test otherwise, saying the state it is in and LastError. */
 void harness_wait_swap_state(struct harness *h, const char *path, const char *state);
+
+/* devmgr started by the test itself rather than by bus activation, so that
+ * the test reads its log (stderr: what it says about its device and plugin
+ * processes, and what they print). */
+struct harness_devmgr {
+        GPid pid;
+        int log_fd;
+        GString *log;
+        size_t pos; /* for harness_expect() */
+};
+
+/* Starts it on h's bus and waits until it owns its name. */
+void harness_devmgr_start(struct harness *h, struct harness_devmgr *d);
+/* SIGTERM; fails the test unless it exits by itself. */
+void harness_devmgr_stop(struct harness_devmgr *d);

@@ -46,38 +46,9 @@
 #define PM1A_CNT 0x604
 
 static struct harness h;
-static GPid devmgr_pid;
-static int devmgr_log = -1;
-static GString *log_text;
-static size_t log_pos;
+static struct harness_devmgr dm;
 static char *elf_dir;
 static GBytes *guest_elf;
-
-static void devmgr_start(void) {
-        g_autofree char *exe = harness_build_path("services/devmgr/polyvm-devmgr");
-        g_autofree char *bus = g_strdup_printf("--bus=%s", h.address);
-        char *argv[] = { exe, bus, NULL };
-        g_autoptr(GError) error = NULL;
-
-        g_assert_true(g_spawn_async_with_pipes(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &devmgr_pid,
-                                               NULL, NULL, &devmgr_log, &error));
-        g_assert_no_error(error);
-        log_text = g_string_new(NULL);
-        g_assert_true(harness_expect(devmgr_log, log_text, &log_pos, "Reading seccomp policies", 10000));
-        for (int i = 0; i < 500 && harness_name_pid(&h, DEVMGR) != devmgr_pid; i++)
-                g_usleep(10 * 1000);
-        g_assert_cmpint(harness_name_pid(&h, DEVMGR), ==, devmgr_pid);
-}
-
-static void devmgr_stop(void) {
-        int status;
-
-        kill(devmgr_pid, SIGTERM);
-        g_assert_cmpint(waitpid(devmgr_pid, &status, 0), ==, devmgr_pid);
-        g_assert_true(WIFEXITED(status));
-        close(devmgr_log);
-        g_string_free(log_text, TRUE);
-}
 
 /* ELF_DIR/NAME, which only the test (and, through an fd, the plugin) reads. */
 static void elf_file(const char *name, const void *data, size_t len) {
@@ -337,7 +308,7 @@ static void test_boots_the_test_guest_jailed(void) {
         close(fd);
         g_assert_cmpint(pthread_create(&sv.thread, NULL, serve, &sv), ==, 0);
         play_vcpu(&sv, "console=ttyS0 tg.x=1");
-        g_assert_true(harness_expect(devmgr_log, log_text, &log_pos, "hello from the PVH vCPU", 5000));
+        g_assert_true(harness_expect(dm.log_fd, dm.log, &dm.pos, "hello from the PVH vCPU", 5000));
         wait_ended(path, "exited", "exited with status 0", pid);
         server_finish(&sv);
 }
@@ -355,8 +326,8 @@ static void expect_refused(const char *file, const char *arg, const char *messag
         close(fd);
         g_assert_cmpint(pthread_create(&sv.thread, NULL, serve, &sv), ==, 0);
         wait_ended(path, "failed", "exited with status 1", pid);
-        if (!harness_expect(devmgr_log, log_text, &log_pos, message, 5000))
-                g_error("devmgr's log does not say '%s':\n%s", message, log_text->str);
+        if (!harness_expect(dm.log_fd, dm.log, &dm.pos, message, 5000))
+                g_error("devmgr's log does not say '%s':\n%s", message, dm.log->str);
         server_finish(&sv);
         /* Nothing of the VM was made. */
         g_assert_cmpuint(sv.fake.n_memory, ==, 0);
@@ -440,9 +411,9 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/plugin-pvh/elf-from-an-inherited-fd", test_elf_from_an_inherited_fd);
         elf_files_setup();
         harness_start(&h);
-        devmgr_start();
+        harness_devmgr_start(&h, &dm);
         r = g_test_run();
-        devmgr_stop();
+        harness_devmgr_stop(&dm);
         harness_stop(&h);
         elf_files_teardown();
         return r;

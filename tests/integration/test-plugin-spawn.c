@@ -37,36 +37,7 @@
 #define DEVICE_IFACE "org.polyvm.Device1"
 
 static struct harness h;
-static GPid devmgr_pid;
-static int devmgr_log = -1;
-static GString *log_text;
-static size_t log_pos;
-
-static void devmgr_start(void) {
-        g_autofree char *exe = harness_build_path("services/devmgr/polyvm-devmgr");
-        g_autofree char *bus = g_strdup_printf("--bus=%s", h.address);
-        char *argv[] = { exe, bus, NULL };
-        g_autoptr(GError) error = NULL;
-
-        g_assert_true(g_spawn_async_with_pipes(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &devmgr_pid,
-                                               NULL, NULL, &devmgr_log, &error));
-        g_assert_no_error(error);
-        log_text = g_string_new(NULL);
-        g_assert_true(harness_expect(devmgr_log, log_text, &log_pos, "Reading seccomp policies", 10000));
-        for (int i = 0; i < 500 && harness_name_pid(&h, DEVMGR) != devmgr_pid; i++)
-                g_usleep(10 * 1000);
-        g_assert_cmpint(harness_name_pid(&h, DEVMGR), ==, devmgr_pid);
-}
-
-static void devmgr_stop(void) {
-        int status;
-
-        kill(devmgr_pid, SIGTERM);
-        g_assert_cmpint(waitpid(devmgr_pid, &status, 0), ==, devmgr_pid);
-        g_assert_true(WIFEXITED(status));
-        close(devmgr_log);
-        g_string_free(log_text, TRUE);
-}
+static struct harness_devmgr dm;
 
 static char *create_plugin(const char *path, const char *const *args, int sock, const char *const *extra,
                            const int *files, size_t n_files, pid_t *ret_pid, char **ret_error) {
@@ -192,8 +163,8 @@ static void test_minimal_example_runs_jailed(void) {
         for (int i = 0; i < 500 && !fake_vm_called(&sv.fake, "reserve_range"); i++)
                 g_usleep(10 * 1000);
         if (!fake_vm_called(&sv.fake, "reserve_range")) {
-                (void) harness_expect(devmgr_log, log_text, &log_pos, "\x01never", 500);
-                g_printerr("devmgr log:\n%s\n", log_text->str); /* why it did not get there */
+                (void) harness_expect(dm.log_fd, dm.log, &dm.pos, "\x01never", 500);
+                g_printerr("devmgr log:\n%s\n", dm.log->str); /* why it did not get there */
         }
         g_assert_true(fake_vm_called(&sv.fake, "add_memory id=1 offset=0x0 guest=0x0 size=0x10000"));
         g_assert_true(fake_vm_called(&sv.fake, "reserve_range space=0 start=0xe9 length=0x1"));
@@ -215,7 +186,7 @@ static void test_minimal_example_runs_jailed(void) {
         g_assert_false(c.failed);
 
         /* What its guest printed went to stdout, which devmgr logs. */
-        g_assert_true(harness_expect(devmgr_log, log_text, &log_pos, "Hello from a jailed plugin", 5000));
+        g_assert_true(harness_expect(dm.log_fd, dm.log, &dm.pos, "Hello from a jailed plugin", 5000));
         wait_ended(path, "exited", "exited with status 0", pid);
         g_assert_cmpint(pthread_join(sv.thread, NULL), ==, 0);
         g_assert_cmpint(atomic_load(&sv.result), ==, -ECONNRESET); /* its main socket hung up */
@@ -266,7 +237,7 @@ static void test_error_exit_is_reported(void) {
         path = misbehave(args, NULL, NULL, &pid);
         wait_ended(path, "failed", "exited with status 3", pid);
         /* Its stderr reached devmgr's log, under its object's name. */
-        g_assert_true(harness_expect(devmgr_log, log_text, &log_pos, "plugin-misbehave: exiting with 3", 5000));
+        g_assert_true(harness_expect(dm.log_fd, dm.log, &dm.pos, "plugin-misbehave: exiting with 3", 5000));
         destroy(path);
 }
 
@@ -361,7 +332,7 @@ static void expect_error(const char *exe, const char *const *args, int sock, con
 }
 
 static gboolean devmgr_has_children(void) {
-        g_autofree char *path = g_strdup_printf("/proc/%d/task/%d/children", (int) devmgr_pid, (int) devmgr_pid);
+        g_autofree char *path = g_strdup_printf("/proc/%d/task/%d/children", (int) dm.pid, (int) dm.pid);
         g_autofree char *text = NULL;
 
         g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
@@ -398,8 +369,8 @@ static void test_bad_arguments_are_named_errors(void) {
 }
 
 static void expect_log(const char *needle) {
-        if (!harness_expect(devmgr_log, log_text, &log_pos, needle, 5000))
-                g_error("devmgr's log does not say '%s':\n%s", needle, log_text->str);
+        if (!harness_expect(dm.log_fd, dm.log, &dm.pos, needle, 5000))
+                g_error("devmgr's log does not say '%s':\n%s", needle, dm.log->str);
 }
 
 /* Files under /tmp, which the jail does not show: the plugin reads them
@@ -545,9 +516,9 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/plugin-spawn/files-reach-the-jailed-plugin-as-fds", test_files_reach_the_jailed_plugin_as_fds);
         g_test_add_func("/plugin-spawn/bad-files-are-refused-before-any-fork", test_bad_files_are_refused_before_any_fork);
         harness_start(&h);
-        devmgr_start();
+        harness_devmgr_start(&h, &dm);
         r = g_test_run();
-        devmgr_stop();
+        harness_devmgr_stop(&dm);
         harness_stop(&h);
         return r;
 }
