@@ -490,7 +490,10 @@ static void test_virtio_vsock_connections_up_to_the_limit(void) {
                 char c;
                 ssize_t n;
 
-                g_assert_cmpint(write(cl, "CONNECT 1\n", 10), ==, 10);
+                /* devmgr may close it before our line is sent: EPIPE,
+                 * not a SIGPIPE that would end the test */
+                n = send(cl, "CONNECT 1\n", 10, MSG_NOSIGNAL);
+                g_assert_true(n == 10 || (n < 0 && (errno == EPIPE || errno == ECONNRESET)));
                 /* closed with our line unread: EOF or a reset */
                 g_assert_cmpint(poll(&p, 1, 5000), ==, 1);
                 n = read(cl, &c, 1);
