@@ -40,6 +40,9 @@ struct swap_deferred {
         struct uffd_msg msg;
 };
 
+/* Faults that can wait for their chunk without allocating. */
+#define SWAP_DEFERRED_RESERVE 64
+
 /* PropertiesChanged for Progress at most this often (10/s). */
 #define SWAP_EMIT_USEC (100 * 1000)
 
@@ -324,7 +327,7 @@ static bool swap_page_on_its_way(const struct swap *s, uint64_t page) {
  * put a writable page into a chunk about to be punched out. */
 static int swap_defer(struct swap *s, int fd, const struct uffd_msg *msg) {
         if (s->n_deferred == s->n_deferred_alloc) {
-                size_t n = MAX(s->n_deferred_alloc * 2, (size_t) 16);
+                size_t n = s->n_deferred_alloc * 2; /* from SWAP_DEFERRED_RESERVE */
                 struct swap_deferred *d = reallocarray(s->deferred, n, sizeof(*d));
 
                 if (!d)
@@ -946,6 +949,13 @@ int swap_new(const char *vm, const char *object_path, sd_bus *bus, sd_event *eve
                         return -r;
                 s->chunks[i].buf = buf;
         }
+        /* Room for the faults that wait for a chunk, made now: a fault
+         * that cannot be deferred for want of memory could not be answered.
+         * One per faulting thread (vCPUs, device threads); it grows past that. */
+        s->deferred = calloc(SWAP_DEFERRED_RESERVE, sizeof(*s->deferred));
+        if (!s->deferred)
+                return -ENOMEM;
+        s->n_deferred_alloc = SWAP_DEFERRED_RESERVE;
         r = swap_io_new(event, swap_chunk_done, s, &s->io);
         if (r < 0)
                 return r;
