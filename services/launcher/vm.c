@@ -810,6 +810,21 @@ static int on_plugin_properties(sd_bus_message *m, void *userdata, sd_bus_error 
 /* Start of a plugin VM: KVM (with or without irqchip, our RAM if any),
  * the server, the vCPUs (reset state; each reports INIT before it runs),
  * then the plugin through devmgr on the other end of the main socket. */
+/* The VM is set up: it runs, and its vCPU threads start. */
+static int vm_run_vcpus(struct vm *vm, sd_bus_error *error) {
+        vm->starts++;
+        vm_set_state(vm, VM_RUNNING, "");
+        for (unsigned i = 0; i < vm->config.vcpus; i++) {
+                int r = vcpu_start(vm->vcpus[i]);
+                if (r < 0) {
+                        vm_finish(vm, VM_FAILED, "failed to start a vCPU thread");
+                        return sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "Failed to start vCPU %u: %s", i,
+                                                 strerror(-r));
+                }
+        }
+        return 0;
+}
+
 static int vm_start_plugin_with(struct vm *vm, const int *files, sd_bus_error *error) {
         const struct plugin_config *pc = &vm->config.plugin;
         _cleanup_close_ int plugin_fd = -1;
@@ -877,17 +892,7 @@ static int vm_start_plugin_with(struct vm *vm, const int *files, sd_bus_error *e
         log_info("VM %s: plugin %s runs as %s (pid %" PRIu32 ").", vm->name, pc->path, vm->plugin_object,
                  vm->plugin_pid);
 
-        vm->starts++;
-        vm_set_state(vm, VM_RUNNING, "");
-        for (unsigned i = 0; i < vm->config.vcpus; i++) {
-                r = vcpu_start(vm->vcpus[i]);
-                if (r < 0) {
-                        vm_finish(vm, VM_FAILED, "failed to start a vCPU thread");
-                        return sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "Failed to start vCPU %u: %s", i,
-                                                 strerror(-r));
-                }
-        }
-        return 0;
+        return vm_run_vcpus(vm, error);
 
 fail:
         vm_release_kvm(vm);
@@ -998,17 +1003,7 @@ int vm_start(struct vm *vm, sd_bus_error *error) {
                 (void) sd_bus_emit_object_added(vm->launcher->bus, path);
         }
 
-        vm->starts++;
-        vm_set_state(vm, VM_RUNNING, "");
-        for (unsigned i = 0; i < vm->config.vcpus; i++) {
-                r = vcpu_start(vm->vcpus[i]);
-                if (r < 0) {
-                        vm_finish(vm, VM_FAILED, "failed to start a vCPU thread");
-                        return sd_bus_error_setf(error, POLYVM_ERROR_FAILED, "Failed to start vCPU %u: %s", i,
-                                                 strerror(-r));
-                }
-        }
-        return 0;
+        return vm_run_vcpus(vm, error);
 
 fail:
         vm_release_kvm(vm);

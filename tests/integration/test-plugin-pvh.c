@@ -168,44 +168,8 @@ static void wait_ended(const char *path, const char *state, const char *reason_p
         g_assert_null(harness_call_error(&h, DEVMGR, DEVMGR_PATH, DEVMGR, "DestroyDevice", NULL, "o", path));
 }
 
-struct server {
-        struct fake_vm fake;
-        struct plugin_server *s;
-        pthread_t thread;
-        atomic_bool stop;
-        atomic_int result;
-};
-
-static void *serve(void *arg) {
-        struct server *sv = arg;
-
-        while (!atomic_load(&sv->stop)) {
-                int r = plugin_server_process(sv->s, 20);
-                if (r < 0) {
-                        atomic_store(&sv->result, r);
-                        break;
-                }
-        }
-        return NULL;
-}
-
-static int server_start(struct server *sv) {
-        int fd;
-
-        fake_vm_init(&sv->fake);
-        g_assert_cmpint(plugin_server_new(&fake_ops, &sv->fake, 1, &sv->s, &fd), ==, 0);
-        return fd;
-}
-
-static void server_finish(struct server *sv) {
-        g_assert_cmpint(pthread_join(sv->thread, NULL), ==, 0);
-        g_assert_cmpint(atomic_load(&sv->result), ==, -ECONNRESET); /* the plugin's end hung up */
-        plugin_server_free(sv->s);
-        fake_vm_done(&sv->fake);
-}
-
 /* One stop of the vCPU for the plugin; for a read, returns the byte it answered. */
-static uint8_t vcpu_io(struct server *sv, unsigned *resumes, bool is_write, uint16_t port, uint32_t size,
+static uint8_t vcpu_io(struct fake_server *sv, unsigned *resumes, bool is_write, uint16_t port, uint32_t size,
                        uint64_t value) {
         struct plugin_event ev = { .kind = PLUGIN_EVENT_IO, .is_write = is_write, .address = port, .size = size };
 
@@ -220,7 +184,7 @@ static uint8_t vcpu_io(struct server *sv, unsigned *resumes, bool is_write, uint
 
 /* The vCPU's part of a boot: INIT, the checks of memory and registers,
  * serial output, LSR, and ACPI S5. */
-static void play_vcpu(struct server *sv, const char *cmdline) {
+static void play_vcpu(struct fake_server *sv, const char *cmdline) {
         struct plugin_event init = { .kind = PLUGIN_EVENT_INIT };
         struct plugin_event off = { .kind = PLUGIN_EVENT_IO, .is_write = 1, .address = PM1A_CNT, .size = 2 };
         const uint8_t *elf = g_bytes_get_data(guest_elf, NULL);
@@ -299,36 +263,38 @@ static void play_vcpu(struct server *sv, const char *cmdline) {
 static void test_boots_the_test_guest_jailed(void) {
         const char *args[] = { "fd:4", G_STRINGIFY(MEMORY_MIB), "--cmdline=console=ttyS0 tg.x=1", NULL };
         g_autofree char *path = NULL;
-        struct server sv = {};
+        struct fake_server sv = {};
         pid_t pid;
         int fd;
 
-        fd = server_start(&sv);
+        fd = fake_server_new(&sv);
+        g_assert_cmpint(fd, >=, 0);
         path = create_plugin(args, "guest.elf", fd, &pid);
         close(fd);
-        g_assert_cmpint(pthread_create(&sv.thread, NULL, serve, &sv), ==, 0);
+        g_assert_cmpint(fake_server_start(&sv), ==, 0);
         play_vcpu(&sv, "console=ttyS0 tg.x=1");
         g_assert_true(harness_expect(dm.log_fd, dm.log, &dm.pos, "hello from the PVH vCPU", 5000));
         wait_ended(path, "exited", "exited with status 0", pid);
-        server_finish(&sv);
+        g_assert_cmpint(fake_server_finish(&sv), ==, -ECONNRESET); /* the plugin's end hung up */
 }
 
 /* file in ELF_DIR as fd:4, or NULL: the plugin opens arg itself. */
 static void expect_refused(const char *file, const char *arg, const char *message) {
         const char *args[] = { arg, G_STRINGIFY(MEMORY_MIB), NULL };
         g_autofree char *path = NULL;
-        struct server sv = {};
+        struct fake_server sv = {};
         pid_t pid;
         int fd;
 
-        fd = server_start(&sv);
+        fd = fake_server_new(&sv);
+        g_assert_cmpint(fd, >=, 0);
         path = create_plugin(args, file, fd, &pid);
         close(fd);
-        g_assert_cmpint(pthread_create(&sv.thread, NULL, serve, &sv), ==, 0);
+        g_assert_cmpint(fake_server_start(&sv), ==, 0);
         wait_ended(path, "failed", "exited with status 1", pid);
         if (!harness_expect(dm.log_fd, dm.log, &dm.pos, message, 5000))
                 g_error("devmgr's log does not say '%s':\n%s", message, dm.log->str);
-        server_finish(&sv);
+        g_assert_cmpint(fake_server_finish(&sv), ==, -ECONNRESET); /* the plugin's end hung up */
         /* Nothing of the VM was made. */
         g_assert_cmpuint(sv.fake.n_memory, ==, 0);
 }
@@ -363,7 +329,7 @@ static void test_elf_by_path_outside_the_jail_is_refused(void) {
 static void test_elf_from_an_inherited_fd(void) {
         g_autofree char *exe = harness_build_path("plugins/polyvm-plugin-pvh");
         g_autoptr(GString) out = g_string_new(NULL);
-        struct server sv = {};
+        struct fake_server sv = {};
         size_t pos = 0;
         int fd, memfd, pipefd[2], status;
         pid_t pid;
@@ -373,7 +339,8 @@ static void test_elf_from_an_inherited_fd(void) {
         g_assert_cmpint(write(memfd, g_bytes_get_data(guest_elf, NULL), g_bytes_get_size(guest_elf)), ==,
                         (ssize_t) g_bytes_get_size(guest_elf));
         g_assert_cmpint(pipe2(pipefd, O_CLOEXEC), ==, 0);
-        fd = server_start(&sv);
+        fd = fake_server_new(&sv);
+        g_assert_cmpint(fd, >=, 0);
         pid = fork();
         g_assert_cmpint(pid, >=, 0);
         if (pid == 0) {
@@ -387,14 +354,14 @@ static void test_elf_from_an_inherited_fd(void) {
         close(fd);
         close(memfd);
         close(pipefd[1]);
-        g_assert_cmpint(pthread_create(&sv.thread, NULL, serve, &sv), ==, 0);
+        g_assert_cmpint(fake_server_start(&sv), ==, 0);
         play_vcpu(&sv, "console=ttyS0");
         g_assert_true(harness_expect(pipefd[0], out, &pos, "hello from the PVH vCPU\n", 5000));
         g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
         g_assert_true(WIFEXITED(status));
         g_assert_cmpint(WEXITSTATUS(status), ==, 0);
         close(pipefd[0]);
-        server_finish(&sv);
+        g_assert_cmpint(fake_server_finish(&sv), ==, -ECONNRESET); /* the plugin's end hung up */
 }
 
 int main(int argc, char *argv[]) {

@@ -116,39 +116,18 @@ static void wait_ended(const char *path, const char *state, const char *reason_p
         g_assert_true(harness_wait_pid_gone(pid, 5000));
 }
 
-struct server {
-        struct fake_vm fake;
-        struct plugin_server *s;
-        pthread_t thread;
-        atomic_bool stop;
-        atomic_int result;
-};
-
-static void *serve(void *arg) {
-        struct server *sv = arg;
-
-        while (!atomic_load(&sv->stop)) {
-                int r = plugin_server_process(sv->s, 20);
-                if (r < 0) {
-                        atomic_store(&sv->result, r);
-                        break;
-                }
-        }
-        return NULL;
-}
-
 static void test_minimal_example_runs_jailed(void) {
         g_autofree char *exe = harness_build_path("plugins/polyvm-plugin-minimal");
         const char *args[] = { "Hello from a jailed plugin\n", NULL }, *none[] = { NULL };
         g_autofree char *path = NULL, *seccomp = NULL, *nnp = NULL, *capeff = NULL, *uid = NULL, *kind = NULL;
         struct mini_cpu c = {};
-        struct server sv = {};
+        struct fake_server sv = {};
         pthread_t vcpu;
         pid_t pid = 0;
         int fd;
 
-        fake_vm_init(&sv.fake);
-        g_assert_cmpint(plugin_server_new(&fake_ops, &sv.fake, 1, &sv.s, &fd), ==, 0);
+        fd = fake_server_new(&sv);
+        g_assert_cmpint(fd, >=, 0);
         path = create_plugin(exe, args, fd, none, NULL, 0, &pid, NULL);
         close(fd); /* devmgr and the plugin have theirs */
         g_assert_nonnull(path);
@@ -157,7 +136,7 @@ static void test_minimal_example_runs_jailed(void) {
         /* CreatePlugin and StopPlugin as dbus/ says; a plugin is a Device1. */
         harness_compare_interface(&h, DEVMGR, DEVMGR_PATH, DEVMGR);
         harness_compare_interface(&h, DEVMGR, path, DEVICE_IFACE);
-        g_assert_cmpint(pthread_create(&sv.thread, NULL, serve, &sv), ==, 0);
+        g_assert_cmpint(fake_server_start(&sv), ==, 0);
 
         /* Connected, memory created, port reserved: it runs the program now. */
         for (int i = 0; i < 500 && !fake_vm_called(&sv.fake, "reserve_range"); i++)
@@ -188,10 +167,7 @@ static void test_minimal_example_runs_jailed(void) {
         /* What its guest printed went to stdout, which devmgr logs. */
         g_assert_true(harness_expect(dm.log_fd, dm.log, &dm.pos, "Hello from a jailed plugin", 5000));
         wait_ended(path, "exited", "exited with status 0", pid);
-        g_assert_cmpint(pthread_join(sv.thread, NULL), ==, 0);
-        g_assert_cmpint(atomic_load(&sv.result), ==, -ECONNRESET); /* its main socket hung up */
-        plugin_server_free(sv.s);
-        fake_vm_done(&sv.fake);
+        g_assert_cmpint(fake_server_finish(&sv), ==, -ECONNRESET); /* its main socket hung up */
         destroy(path);
 }
 

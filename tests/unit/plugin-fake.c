@@ -313,3 +313,38 @@ unsigned fake_vm_wait_resume(struct fake_vm *f, unsigned seen) {
         pthread_mutex_unlock(&f->lock);
         return r;
 }
+
+int fake_server_new(struct fake_server *sv) {
+        int fd, r;
+
+        fake_vm_init(&sv->fake);
+        atomic_store(&sv->result, 0);
+        r = plugin_server_new(&fake_ops, &sv->fake, 1, &sv->s, &fd);
+        if (r < 0) {
+                fake_vm_done(&sv->fake);
+                return r;
+        }
+        return fd;
+}
+
+static void *fake_server_serve(void *arg) {
+        struct fake_server *sv = arg;
+        int r;
+
+        do
+                r = plugin_server_process(sv->s, 20);
+        while (r >= 0);
+        atomic_store(&sv->result, r);
+        return NULL;
+}
+
+int fake_server_start(struct fake_server *sv) {
+        return -pthread_create(&sv->thread, NULL, fake_server_serve, sv);
+}
+
+int fake_server_finish(struct fake_server *sv) {
+        (void) pthread_join(sv->thread, NULL);
+        plugin_server_free(sv->s);
+        fake_vm_done(&sv->fake);
+        return atomic_load(&sv->result);
+}

@@ -6,6 +6,7 @@
  * mappings, vCPU registers), and can be told to fail the next call. */
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -61,3 +62,21 @@ void fake_vm_done(struct fake_vm *f);
 bool fake_vm_called(const struct fake_vm *f, const char *prefix);
 /* Waits (up to 5 s) until resumes > seen; returns the new count or 0. */
 unsigned fake_vm_wait_resume(struct fake_vm *f, unsigned seen);
+
+/* A plugin server with the fake ops, served on a thread of its own until
+ * the plugin's main socket hangs up or the server fails. */
+struct fake_server {
+        struct fake_vm fake;
+        struct plugin_server *s;
+        pthread_t thread;
+        atomic_int result;
+};
+
+/* Returns the plugin's end of the main socket (the caller passes it on
+ * and closes it), or -errno. */
+int fake_server_new(struct fake_server *sv);
+/* Starts serving; -errno if the thread cannot start. */
+int fake_server_start(struct fake_server *sv);
+/* Waits for the serving to end, frees everything, and returns what ended
+ * it: -ECONNRESET when the plugin's end hung up. */
+int fake_server_finish(struct fake_server *sv);
